@@ -1,0 +1,191 @@
+/**
+ * Exception and interrupt delivery (SDM Vol. 3A, ch. 6): the real-mode IVT, protected-mode
+ * interrupt and trap gates (16- and 32-bit) with the stack switch from the TSS on a privilege
+ * change, error codes, and the double- and triple-fault rules. A task gate is refused with a clear
+ * stop (hardware task switching is not implemented). Nothing architectural changes until every
+ * read and push that can fault has succeeded.
+ */
+import { CS, type Cpu, ESP, SS, ST_CPL, ST_EIP, ST_IDT_BASE, ST_IDT_LIMIT, TR } from "./cpu.ts";
+import { DF_VEC, FAULT, faultCode, GP, NP, PF_VEC, pushesErrorCode, SS_VEC, TS_VEC } from "./fault.ts";
+import { CC_FLAGS, materialize } from "./lazy_flags.ts";
+import { readSys, write16, write32, writeSys } from "./mmu.ts";
+import { DESC, descAttr, descBase, descLimit, loadCache, readDescriptor } from "./segments.ts";
+
+/** Interrupt sources, for the privilege and error-code rules. */
+export const INT_HARDWARE = 0; // exception or external interrupt
+export const INT_SOFTWARE = 1; // INT n, INT3, INTO: gate DPL checked against CPL
+
+const TF = 0x100, IF = 0x200, NT = 0x4000, RF = 0x10000, VM = 0x20000;
+
+/** Thrown (as a plain signal, not a CPU fault) when the guest needs what we do not implement. */
+export class UnsupportedFeature {
+  constructor(readonly message: string) {}
+}
+
+/** Thrown when the CPU shuts down (triple fault). */
+export class TripleFault {
+  constructor(readonly message: string) {}
+}
+
+function isContributory(v: number): boolean {
+  return v === 0 || (v >= 10 && v <= 13);
+}
+
+/**
+ * Delivers an exception at the current EIP (already rolled back for faults), applying the
+ * double-fault rules when delivery itself faults.
+ */
+export function deliverException(cpu: Cpu, vector: number, hasErrorCode: boolean, errorCode: number): void {
+  let v = vector, has = hasErrorCode, code = errorCode;
+  for (let depth = 0;; depth++) {
+    try {
+      deliverInterrupt(cpu, v, INT_HARDWARE, has, code, cpu.st[ST_EIP]);
+      return;
+    } catch (e) {
+      if (e !== FAULT) throw e;
+      const second = FAULT.vector;
+      if (v === DF_VEC || depth > 4) {
+        throw new TripleFault(`triple fault: exception ${second} while delivering a double fault`);
+      }
+      if ((isContributory(v) && isContributory(second)) || (v === PF_VEC && (second === PF_VEC || isContributory(second)))) {
+        v = DF_VEC;
+        has = true;
+        code = 0;
+      } else {
+        v = second;
+        has = FAULT.hasErrorCode;
+        code = FAULT.errorCode;
+      }
+    }
+  }
+}
+
+/**
+ * Delivers interrupt `vector`. `returnEip` is the EIP pushed (the next instruction for traps and
+ * INT n, the faulting one for faults). Raises a CPU fault if delivery is impossible.
+ */
+export function deliverInterrupt(
+  cpu: Cpu,
+  vector: number,
+  source: number,
+  hasErrorCode: boolean,
+  errorCode: number,
+  returnEip: number,
+): void {
+  const st = cpu.st;
+  const eflags = materialize(cpu.cc);
+  if ((st[1] & 1) === 0) {
+    // Real mode: the IVT.
+    const entry = (st[ST_IDT_BASE] + vector * 4) | 0;
+    if (vector * 4 + 3 > (st[ST_IDT_LIMIT] >>> 0)) faultCode(GP, 0);
+    const off = readSys(cpu, entry, 2), seg = readSys(cpu, entry + 2, 2);
+    const sp = cpu.regs[ESP];
+    const ssBase = cpu.segBase[SS];
+    const w = (k: number, v: number) => write16(cpu, (ssBase + ((sp - 2 * k) & 0xFFFF)) | 0, v);
+    w(1, eflags);
+    w(2, cpu.segSel[CS]);
+    w(3, returnEip);
+    cpu.r16[ESP * 2] = sp - 6;
+    cpu.segSel[CS] = seg;
+    cpu.segBase[CS] = seg << 4;
+    cpu.cc[CC_FLAGS] = eflags & ~(IF | TF | 0x40000);
+    st[ST_EIP] = off;
+    cpu.halted = false;
+    return;
+  }
+  if ((eflags & VM) !== 0) throw new UnsupportedFeature("interrupt in virtual-8086 mode");
+  const ext = source === INT_HARDWARE ? 1 : 0;
+  const gateErr = vector * 8 + 2 + ext;
+  if (vector * 8 + 7 > (st[ST_IDT_LIMIT] >>> 0)) faultCode(GP, gateErr);
+  const gateAddr = (st[ST_IDT_BASE] + vector * 8) | 0;
+  const glo = readSys(cpu, gateAddr, 4), ghi = readSys(cpu, gateAddr + 4, 4);
+  const gtype = (ghi >>> 8) & 0x1F;
+  const cpl = st[ST_CPL];
+  if (gtype === 5) {
+    throw new UnsupportedFeature(`task gate in the IDT for vector ${vector} (hardware task switching)`);
+  }
+  if (gtype !== 6 && gtype !== 7 && gtype !== 0xE && gtype !== 0xF) faultCode(GP, gateErr);
+  if (source === INT_SOFTWARE && ((ghi >>> 13) & 3) < cpl) faultCode(GP, gateErr);
+  if ((ghi & 0x8000) === 0) faultCode(NP, gateErr);
+  const gate32 = (gtype & 8) !== 0;
+  const sel = glo >>> 16;
+  const offset = gate32 ? ((glo & 0xFFFF) | (ghi & 0xFFFF0000)) | 0 : glo & 0xFFFF;
+  if ((sel & ~3) === 0) faultCode(GP, ext);
+  readDescriptor(cpu, sel, GP);
+  const clo = DESC[0], chi = DESC[1];
+  const ctype = (chi >>> 8) & 0x1F;
+  const dpl = (chi >>> 13) & 3;
+  if ((ctype & 0x18) !== 0x18 || dpl > cpl) faultCode(GP, (sel & ~3) + ext);
+  if ((chi & 0x8000) === 0) faultCode(NP, (sel & ~3) + ext);
+  const conforming = (ctype & 4) !== 0;
+  const pushErr = hasErrorCode && pushesErrorCode(vector) ? 1 : 0;
+  const n = gate32 ? 4 : 2;
+  const oldCs = cpu.segSel[CS];
+  if (!conforming && dpl < cpl) {
+    // Inter-privilege: new stack from the TSS.
+    const trBase = cpu.segBase[TR], trLimit = cpu.segLimit[TR];
+    const tss32 = (cpu.segAttr[TR] & 8) !== 0;
+    const spOff = tss32 ? 4 + dpl * 8 : 2 + dpl * 4;
+    const need = tss32 ? spOff + 5 : spOff + 3;
+    if (need > (trLimit >>> 0)) faultCode(TS_VEC, (cpu.segSel[TR] & ~3) + ext);
+    const newSp = tss32 ? readSys(cpu, trBase + spOff, 4) : readSys(cpu, trBase + spOff, 2);
+    const newSs = readSys(cpu, trBase + spOff + (tss32 ? 4 : 2), 2);
+    if ((newSs & ~3) === 0) faultCode(TS_VEC, ext);
+    readDescriptor(cpu, newSs, TS_VEC);
+    const shi = DESC[1];
+    const stype = (shi >>> 8) & 0x1F;
+    if ((newSs & 3) !== dpl || ((shi >>> 13) & 3) !== dpl || (stype & 0x1A) !== 0x12) faultCode(TS_VEC, (newSs & ~3) + ext);
+    if ((shi & 0x8000) === 0) faultCode(SS_VEC, (newSs & ~3) + ext);
+    const ssLo = DESC[0];
+    const ssBase = descBase(ssLo, shi);
+    const ss32 = (shi & 0x400000) !== 0;
+    let sp = newSp;
+    const push = (v: number) => {
+      sp = ss32 ? (sp - n) | 0 : (sp - n) & 0xFFFF;
+      writeSys(cpu, (ssBase + sp) | 0, n, v);
+    };
+    push(cpu.segSel[SS]);
+    push(cpu.regs[ESP]);
+    push(eflags);
+    push(oldCs);
+    push(returnEip);
+    if (pushErr) push(errorCode);
+    // Commit.
+    cpu.segSel[SS] = (newSs & ~3) | dpl;
+    cpu.segBase[SS] = ssBase;
+    cpu.segLimit[SS] = descLimit(ssLo, shi);
+    cpu.segAttr[SS] = descAttr(shi);
+    cpu.ss32 = ss32;
+    if (ss32) cpu.regs[ESP] = sp;
+    else cpu.r16[ESP * 2] = sp;
+    cpu.setCpl(dpl);
+  } else {
+    let sp = cpu.regs[ESP];
+    const ssBase = cpu.segBase[SS];
+    const ss32 = cpu.ss32;
+    const total = (5 - 2 + pushErr) * n;
+    // Probe-free: write from the lowest address up would change memory before a later fault; the
+    // pushes below all hit one small range, so a fault can only come from the first page touched.
+    const push = (v: number) => {
+      sp = ss32 ? (sp - n) | 0 : (sp - n) & 0xFFFF;
+      if (n === 4) write32(cpu, (ssBase + sp) | 0, v);
+      else write16(cpu, (ssBase + sp) | 0, v);
+    };
+    push(eflags);
+    push(oldCs);
+    push(returnEip);
+    if (pushErr) push(errorCode);
+    void total;
+    if (ss32) cpu.regs[ESP] = sp;
+    else cpu.r16[ESP * 2] = sp;
+  }
+  DESC[0] = clo;
+  DESC[1] = chi;
+  loadCache(cpu, CS, (sel & ~3) | (conforming && dpl < cpl ? cpl : dpl));
+  if (conforming) cpu.segSel[CS] = (sel & ~3) | cpl;
+  st[ST_EIP] = offset;
+  let f = eflags & ~(TF | NT | RF | VM);
+  if ((gtype & 1) === 0) f &= ~IF;
+  cpu.cc[CC_FLAGS] = f;
+  cpu.halted = false;
+}

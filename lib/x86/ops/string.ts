@@ -1,0 +1,129 @@
+/**
+ * String instructions MOVS, STOS, LODS, CMPS, SCAS with REP/REPE/REPNE (SDM Vol. 2). Each
+ * iteration commits ESI/EDI/ECX before the next, so a fault in the middle restarts the
+ * instruction with the remaining count, as on hardware. The whole repetition runs inside one
+ * instruction (interrupts wait for it to finish).
+ */
+import { type Cpu, ECX, EDI, ES, ESI } from "../cpu.ts";
+import { EA_ADDR16, PFX_REP, PFX_REPNE } from "../decode_cache.ts";
+import { alu, ALU_CMP } from "./alu.ts";
+import { readMem, writeMem } from "./operands.ts";
+import { CC_FLAGS } from "../lazy_flags.ts";
+import { EAX } from "../cpu.ts";
+
+const DF = 0x400;
+
+function stepOf(cpu: Cpu, size: number): number {
+  return (cpu.cc[CC_FLAGS] & DF) !== 0 ? -(1 << size) : 1 << size;
+}
+
+function readCount(cpu: Cpu, a16: boolean): number {
+  return a16 ? cpu.r16[ECX << 1] : cpu.regs[ECX] >>> 0;
+}
+
+function advance(cpu: Cpu, reg: number, a16: boolean, step: number): void {
+  if (a16) cpu.r16[reg << 1] = cpu.regs[reg] + step;
+  else cpu.regs[reg] = (cpu.regs[reg] + step) | 0;
+}
+
+function addr(cpu: Cpu, base: number, reg: number, a16: boolean): number {
+  return (base + (a16 ? cpu.regs[reg] & 0xFFFF : cpu.regs[reg])) | 0;
+}
+
+function decCount(cpu: Cpu, a16: boolean): void {
+  if (a16) cpu.r16[ECX << 1] = cpu.regs[ECX] - 1;
+  else cpu.regs[ECX] = (cpu.regs[ECX] - 1) | 0;
+}
+
+/** MOVS: [ES:EDI] = [seg:ESI]. */
+export function movs(cpu: Cpu, slot: number, size: number): void {
+  const e = cpu.decoded.ea[slot];
+  const a16 = (e & EA_ADDR16) !== 0;
+  const src = cpu.segBase[(e >> 12) & 7], dst = cpu.segBase[ES];
+  const step = stepOf(cpu, size);
+  if ((cpu.decoded.pfx[slot] & (PFX_REP | PFX_REPNE)) === 0) {
+    writeMem(cpu, addr(cpu, dst, EDI, a16), size, readMem(cpu, addr(cpu, src, ESI, a16), size));
+    advance(cpu, ESI, a16, step);
+    advance(cpu, EDI, a16, step);
+    return;
+  }
+  for (let n = readCount(cpu, a16); n !== 0; n--) {
+    writeMem(cpu, addr(cpu, dst, EDI, a16), size, readMem(cpu, addr(cpu, src, ESI, a16), size));
+    advance(cpu, ESI, a16, step);
+    advance(cpu, EDI, a16, step);
+    decCount(cpu, a16);
+  }
+}
+
+/** STOS: [ES:EDI] = AL/AX/EAX. */
+export function stos(cpu: Cpu, slot: number, size: number): void {
+  const e = cpu.decoded.ea[slot];
+  const a16 = (e & EA_ADDR16) !== 0;
+  const dst = cpu.segBase[ES];
+  const step = stepOf(cpu, size);
+  const v = cpu.regs[EAX];
+  if ((cpu.decoded.pfx[slot] & (PFX_REP | PFX_REPNE)) === 0) {
+    writeMem(cpu, addr(cpu, dst, EDI, a16), size, v);
+    advance(cpu, EDI, a16, step);
+    return;
+  }
+  for (let n = readCount(cpu, a16); n !== 0; n--) {
+    writeMem(cpu, addr(cpu, dst, EDI, a16), size, v);
+    advance(cpu, EDI, a16, step);
+    decCount(cpu, a16);
+  }
+}
+
+/** LODS: AL/AX/EAX = [seg:ESI]. */
+export function lods(cpu: Cpu, slot: number, size: number): void {
+  const e = cpu.decoded.ea[slot];
+  const a16 = (e & EA_ADDR16) !== 0;
+  const src = cpu.segBase[(e >> 12) & 7];
+  const step = stepOf(cpu, size);
+  const rep = (cpu.decoded.pfx[slot] & (PFX_REP | PFX_REPNE)) !== 0;
+  for (let n = rep ? readCount(cpu, a16) : 1; n !== 0; n--) {
+    const v = readMem(cpu, addr(cpu, src, ESI, a16), size);
+    if (size === 2) cpu.regs[EAX] = v;
+    else if (size === 1) cpu.r16[0] = v;
+    else cpu.r8[0] = v;
+    advance(cpu, ESI, a16, step);
+    if (rep) decCount(cpu, a16);
+  }
+}
+
+/** CMPS: compares [seg:ESI] with [ES:EDI]; REPE/REPNE stop on ZF. */
+export function cmps(cpu: Cpu, slot: number, size: number): void {
+  const e = cpu.decoded.ea[slot];
+  const a16 = (e & EA_ADDR16) !== 0;
+  const src = cpu.segBase[(e >> 12) & 7], dst = cpu.segBase[ES];
+  const step = stepOf(cpu, size);
+  const pfx = cpu.decoded.pfx[slot] & (PFX_REP | PFX_REPNE);
+  for (let n = pfx !== 0 ? readCount(cpu, a16) : 1; n !== 0; n--) {
+    const a = readMem(cpu, addr(cpu, src, ESI, a16), size);
+    const b = readMem(cpu, addr(cpu, dst, EDI, a16), size);
+    const r = alu(cpu.cc, ALU_CMP, a, b, size);
+    advance(cpu, ESI, a16, step);
+    advance(cpu, EDI, a16, step);
+    if (pfx === 0) return;
+    decCount(cpu, a16);
+    if (pfx === PFX_REP ? r !== 0 : r === 0) return;
+  }
+}
+
+/** SCAS: compares AL/AX/EAX with [ES:EDI]. */
+export function scas(cpu: Cpu, slot: number, size: number): void {
+  const e = cpu.decoded.ea[slot];
+  const a16 = (e & EA_ADDR16) !== 0;
+  const dst = cpu.segBase[ES];
+  const step = stepOf(cpu, size);
+  const pfx = cpu.decoded.pfx[slot] & (PFX_REP | PFX_REPNE);
+  const a = cpu.regs[EAX];
+  for (let n = pfx !== 0 ? readCount(cpu, a16) : 1; n !== 0; n--) {
+    const b = readMem(cpu, addr(cpu, dst, EDI, a16), size);
+    const r = alu(cpu.cc, ALU_CMP, a, b, size);
+    advance(cpu, EDI, a16, step);
+    if (pfx === 0) return;
+    decCount(cpu, a16);
+    if (pfx === PFX_REP ? r !== 0 : r === 0) return;
+  }
+}

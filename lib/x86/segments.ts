@@ -1,0 +1,164 @@
+/**
+ * Segmentation (SDM Vol. 3A, ch. 3 and 5): descriptor fetch from the GDT/LDT, segment-register
+ * loads with their protection checks, and the descriptor cache. Limit checks on ordinary data
+ * accesses are not performed (flat-model operating systems never rely on them); the checks at
+ * load time are.
+ */
+import { CS, type Cpu, DS, ES, FS, GS, LDTR, SS, ST_CPL, ST_GDT_BASE, ST_GDT_LIMIT, TR } from "./cpu.ts";
+import { faultCode, GP, NP, SS_VEC } from "./fault.ts";
+import { readSys, writeSys } from "./mmu.ts";
+
+/** Scratch for the last descriptor read: low and high dwords. */
+export const DESC = new Int32Array(2);
+
+/** Reads the descriptor for `sel` into DESC; raises #GP(sel) if it lies beyond the table limit. */
+export function readDescriptor(cpu: Cpu, sel: number, vector = GP): void {
+  const index = sel & ~7;
+  let base: number, limit: number;
+  if ((sel & 4) !== 0) {
+    base = cpu.segBase[LDTR];
+    limit = cpu.segLimit[LDTR];
+    if ((cpu.segSel[LDTR] & ~3) === 0) faultCode(vector, sel & ~3);
+  } else {
+    base = cpu.st[ST_GDT_BASE];
+    limit = cpu.st[ST_GDT_LIMIT];
+  }
+  if (index + 7 > (limit >>> 0)) faultCode(vector, sel & ~3);
+  DESC[0] = readSys(cpu, (base + index) | 0, 4);
+  DESC[1] = readSys(cpu, (base + index + 4) | 0, 4);
+}
+
+/** Descriptor fields from DESC. */
+export function descBase(lo: number, hi: number): number {
+  return ((lo >>> 16) | ((hi & 0xFF) << 16) | (hi & 0xFF000000)) | 0;
+}
+export function descLimit(lo: number, hi: number): number {
+  const l = (lo & 0xFFFF) | (hi & 0xF0000);
+  return (hi & 0x800000) !== 0 ? ((l << 12) | 0xFFF) | 0 : l;
+}
+export function descAttr(hi: number): number {
+  return (hi >>> 8) & 0xF0FF;
+}
+
+/** Sets the accessed bit of the descriptor just read (hardware writes it back). */
+function setAccessed(cpu: Cpu, sel: number): void {
+  if ((DESC[1] & 0x100) !== 0) return;
+  DESC[1] |= 0x100;
+  const base = (sel & 4) !== 0 ? cpu.segBase[LDTR] : cpu.st[ST_GDT_BASE];
+  writeSys(cpu, (base + (sel & ~7) + 4) | 0, 4, DESC[1]);
+}
+
+/** Loads a segment register's cache from DESC. */
+export function loadCache(cpu: Cpu, seg: number, sel: number): void {
+  const lo = DESC[0], hi = DESC[1];
+  cpu.segSel[seg] = sel;
+  cpu.segBase[seg] = descBase(lo, hi);
+  cpu.segLimit[seg] = descLimit(lo, hi);
+  cpu.segAttr[seg] = descAttr(hi);
+  if (seg === CS) cpu.code32 = (hi & 0x400000) !== 0;
+  else if (seg === SS) cpu.ss32 = (hi & 0x400000) !== 0;
+}
+
+/** Real-mode (and VM86-less) segment load: base = selector * 16, cache attributes kept. */
+export function loadSegmentReal(cpu: Cpu, seg: number, sel: number): void {
+  sel &= 0xFFFF;
+  cpu.segSel[seg] = sel;
+  cpu.segBase[seg] = sel << 4;
+  if (seg === CS) {
+    // A far transfer in real mode leaves a 16-bit, present, writable-code cache.
+    cpu.segLimit[CS] = 0xFFFF;
+    cpu.code32 = false;
+  }
+}
+
+/**
+ * MOV/POP Sreg, LDS/LES/LFS/LGS/LSS: loads a data or stack segment register with the
+ * protection checks of SDM Vol. 2 "MOV—Move" (protected mode).
+ */
+export function loadSegment(cpu: Cpu, seg: number, sel: number): void {
+  sel &= 0xFFFF;
+  if ((cpu.st[1] & 1) === 0) {
+    loadSegmentReal(cpu, seg, sel);
+    return;
+  }
+  const cpl = cpu.st[ST_CPL];
+  if ((sel & ~3) === 0) {
+    if (seg === SS) faultCode(GP, 0);
+    // A null selector: usable as long as nothing accesses memory through it.
+    cpu.segSel[seg] = sel;
+    cpu.segBase[seg] = 0;
+    cpu.segLimit[seg] = 0;
+    cpu.segAttr[seg] = 0;
+    return;
+  }
+  readDescriptor(cpu, sel);
+  const hi = DESC[1];
+  const type = (hi >>> 8) & 0xF, s = (hi >>> 12) & 1, dpl = (hi >>> 13) & 3, p = (hi >>> 15) & 1;
+  const rpl = sel & 3;
+  if (seg === SS) {
+    // Writable data segment with RPL = DPL = CPL.
+    if (s === 0 || (type & 8) !== 0 || (type & 2) === 0 || rpl !== cpl || dpl !== cpl) faultCode(GP, sel & ~3);
+    if (p === 0) faultCode(SS_VEC, sel & ~3);
+  } else {
+    // Data, or readable code; privilege checked unless conforming code.
+    if (s === 0 || ((type & 8) !== 0 && (type & 2) === 0)) faultCode(GP, sel & ~3);
+    const conforming = (type & 0xC) === 0xC;
+    if (!conforming && (dpl < cpl || dpl < rpl)) faultCode(GP, sel & ~3);
+    if (p === 0) faultCode(NP, sel & ~3);
+  }
+  setAccessed(cpu, sel);
+  loadCache(cpu, seg, sel);
+}
+
+/**
+ * After a return to an outer privilege level: data segment registers whose DPL is below the new
+ * CPL (and not conforming code) are nulled (SDM RET/IRET "return to outer privilege level").
+ */
+export function nullInaccessibleSegments(cpu: Cpu): void {
+  const cpl = cpu.st[ST_CPL];
+  for (const seg of [ES, DS, FS, GS]) {
+    const a = cpu.segAttr[seg];
+    const dpl = (a >> 5) & 3;
+    const conformingCode = (a & 0x1C) === 0x1C;
+    if ((a & 0x10) !== 0 && !conformingCode && dpl < cpl) {
+      cpu.segSel[seg] = 0;
+      cpu.segAttr[seg] = 0;
+      cpu.segBase[seg] = 0;
+      cpu.segLimit[seg] = 0;
+    }
+  }
+}
+
+/** LLDT. */
+export function loadLdt(cpu: Cpu, sel: number): void {
+  sel &= 0xFFFF;
+  if ((sel & ~3) === 0) {
+    cpu.segSel[LDTR] = 0;
+    cpu.segBase[LDTR] = 0;
+    cpu.segLimit[LDTR] = 0;
+    return;
+  }
+  if ((sel & 4) !== 0) faultCode(GP, sel & ~3);
+  readDescriptor(cpu, sel);
+  const hi = DESC[1];
+  if (((hi >>> 8) & 0x1F) !== 2) faultCode(GP, sel & ~3);
+  if ((hi & 0x8000) === 0) faultCode(NP, sel & ~3);
+  loadCache(cpu, LDTR, sel);
+}
+
+/** LTR: loads the task register and marks the TSS busy. */
+export function loadTr(cpu: Cpu, sel: number): void {
+  sel &= 0xFFFF;
+  if ((sel & ~3) === 0 || (sel & 4) !== 0) faultCode(GP, sel & ~3);
+  readDescriptor(cpu, sel);
+  const hi = DESC[1];
+  const type = (hi >>> 8) & 0x1F;
+  if (type !== 1 && type !== 9) faultCode(GP, sel & ~3); // available 16/32-bit TSS
+  if ((hi & 0x8000) === 0) faultCode(NP, sel & ~3);
+  DESC[1] = hi | 0x200; // busy
+  writeSys(cpu, (cpu.st[ST_GDT_BASE] + (sel & ~7) + 4) | 0, 4, DESC[1]);
+  loadCache(cpu, TR, sel);
+}
+
+/** Segment registers ES..GS that a far transfer must check. */
+export const DATA_SEGS = [ES, DS, FS, GS] as const;
