@@ -1,0 +1,129 @@
+/**
+ * The Machine: guest RAM, the port and MMIO buses, the virtual clock and the CPU, and the run
+ * loop that ties them together (STYLE "hot loop", outer layer). The loop runs the CPU in slices,
+ * fires due timers, sleeps while the guest halts (near-zero host CPU when idle), and yields to the
+ * event loop every few milliseconds so the terminal and sockets stay live. Which devices exist
+ * is the launcher's business; they are attached to the buses before `run()`.
+ */
+import { type StopKind } from "../support/errors.ts";
+import { debug } from "../support/log.ts";
+import { sleep, yieldNow } from "../support/yield_now.ts";
+import { Cpu, type Fpu } from "../x86/cpu.ts";
+import { MmioBus, PortBus } from "./bus.ts";
+import { type ClockMode, VirtualClock } from "./clock.ts";
+import { GuestMemory } from "./guest_memory.ts";
+
+export interface MachineOptions {
+  memBytes: number;
+  clock?: ClockMode;
+  /** Deterministic mode: virtual nanoseconds per instruction. */
+  nsPerInstruction?: number;
+  fpu?: (mem: GuestMemory) => Fpu | null;
+}
+
+/** How a run ended. */
+export interface RunResult {
+  kind: StopKind;
+  reason: string;
+}
+
+/** Instructions per CPU slice between timer checks. */
+const SLICE = 100_000;
+/** Wall-clock milliseconds of guest work between event-loop yields. */
+const YIELD_MS = 8;
+
+export class Machine {
+  readonly mem: GuestMemory;
+  readonly ports = new PortBus();
+  readonly mmio = new MmioBus();
+  readonly clock: VirtualClock;
+  readonly cpu: Cpu;
+  #stop: RunResult | null = null;
+  #wake: { promise: Promise<void>; resolve: () => void } = Promise.withResolvers<void>();
+  /** Called after each slice (devices that poll, lguest's interrupt delivery...). */
+  readonly afterSlice: (() => void)[] = [];
+
+  constructor(options: MachineOptions) {
+    this.mem = new GuestMemory(options.memBytes);
+    this.clock = new VirtualClock(options.clock ?? "host", options.nsPerInstruction ?? 10);
+    this.cpu = new Cpu(this.mem, this.ports, this.mmio, { fpu: options.fpu?.(this.mem) ?? null });
+    this.clock.setInstructionCounter(() => this.cpu.instructionsRetired());
+    this.cpu.nowNs = () => this.clock.nowNs();
+  }
+
+  /** Ends the run with `kind`; the first reason given wins (lguest's kill_guest rule). */
+  stop(kind: StopKind, reason: string): void {
+    if (this.#stop === null) this.#stop = { kind, reason };
+    this.wake();
+  }
+
+  /** Wakes a halted guest's wait early (a host event arrived: input, a socket frame...). */
+  wake(): void {
+    this.#wake.resolve();
+  }
+
+  /** Runs the guest until it stops. */
+  async run(): Promise<RunResult> {
+    const cpu = this.cpu, clock = this.clock;
+    let lastYield = performance.now();
+    while (this.#stop === null) {
+      let budget = SLICE;
+      const deadline = clock.nextDeadlineNs();
+      if (clock.mode === "deterministic" && deadline !== Infinity) {
+        const left = Math.ceil((deadline - clock.nowNs()) / clock.nsPerInstruction);
+        budget = Math.max(1, Math.min(SLICE, left));
+      }
+      cpu.execute(budget);
+      clock.runDue();
+      for (const f of this.afterSlice) f();
+      if (cpu.stopReason === "shutdown") {
+        this.stop("triple-fault", cpu.stopMessage);
+        break;
+      }
+      if (cpu.stopReason === "unsupported") {
+        this.stop("error", `guest used an unsupported CPU feature: ${cpu.stopMessage}`);
+        break;
+      }
+      if (cpu.halted) await this.#idle();
+      const now = performance.now();
+      if (now - lastYield >= YIELD_MS) {
+        await yieldNow();
+        lastYield = performance.now();
+      }
+    }
+    return this.#stop ?? { kind: "error", reason: "stopped" };
+  }
+
+  /** The CPU is halted: wait for the next timer or host event, or end a guest that can never wake. */
+  async #idle(): Promise<void> {
+    const cpu = this.cpu, clock = this.clock;
+    const interruptsOn = (cpu.getEflags() & 0x200) !== 0;
+    if (!interruptsOn) {
+      this.stop("halt", "guest halted with interrupts disabled");
+      return;
+    }
+    if (cpu.interrupts?.hasInterrupt()) return;
+    const deadline = clock.nextDeadlineNs();
+    if (clock.mode === "deterministic") {
+      if (deadline === Infinity) {
+        // Nothing virtual can wake it; only host events (input) can.
+        await this.#waitForHost(Infinity);
+      } else {
+        clock.skipTo(deadline);
+        clock.runDue();
+      }
+      return;
+    }
+    const ms = deadline === Infinity ? Infinity : (deadline - clock.nowNs()) / 1e6;
+    if (ms > 0) await this.#waitForHost(ms);
+    clock.runDue();
+  }
+
+  async #waitForHost(ms: number): Promise<void> {
+    this.#wake = Promise.withResolvers<void>();
+    if (ms === Infinity) {
+      debug("guest idle with no timer armed: waiting for host input");
+      await this.#wake.promise;
+    } else await sleep(ms, this.#wake);
+  }
+}
