@@ -60,7 +60,11 @@ class RangeBus {
   write(addr: number, size: number, value: number): void {
     const r = this.find(addr);
     if (r === null) {
-      if (isVerbose()) debug(`unclaimed ${this.kind} write 0x${addr.toString(16)}/${size} = 0x${(value >>> 0).toString(16)}`);
+      if (isVerbose()) {
+        debug(
+          `unclaimed ${this.kind} write 0x${addr.toString(16)}/${size} = 0x${(value >>> 0).toString(16)}`,
+        );
+      }
       return;
     }
     r.handler.write(addr - r.start, size, value);

@@ -74,7 +74,9 @@ export class VirtualClock {
     const now = this.nowNs();
     for (let guard = 0; guard < 1000; guard++) {
       let due: Timer | null = null;
-      for (const t of this.#timers) if (t.deadlineNs <= now && (due === null || t.deadlineNs < due.deadlineNs)) due = t;
+      for (const t of this.#timers) {
+        if (t.deadlineNs <= now && (due === null || t.deadlineNs < due.deadlineNs)) due = t;
+      }
       if (due === null) return;
       due.deadlineNs = Infinity;
       due.callback(now);

@@ -5,7 +5,7 @@
  * event loop every few milliseconds so the terminal and sockets stay live. Which devices exist
  * is the launcher's business; they are attached to the buses before `run()`.
  */
-import { type StopKind } from "../support/errors.ts";
+import type { StopKind } from "../support/errors.ts";
 import { debug } from "../support/log.ts";
 import { sleep, yieldNow } from "../support/yield_now.ts";
 import { Cpu, type Fpu } from "../x86/cpu.ts";

@@ -13,9 +13,25 @@ import type { InterruptSource } from "../machine/irq.ts";
 import { DecodeCache } from "./decode_cache.ts";
 import { CC_EFLAGS, CC_FLAGS, CC_OP, materialize } from "./lazy_flags.ts";
 import { execute } from "./interpreter.ts";
+import { writeCr } from "./ops/system_ops.ts";
 import { flushTlb, invalidateCodePage, TLB_ENTRIES } from "./mmu.ts";
 
-import { CR0_CD, CR0_ET, CR0_NW, CR0_PE, CR0_PG, CS, EDX, LDTR, ST_CPL, ST_CR0, ST_EIP, ST_GDT_LIMIT, ST_IDT_LIMIT, TR } from "./registers.ts";
+import {
+  CR0_CD,
+  CR0_ET,
+  CR0_NW,
+  CR0_PE,
+  CR0_PG,
+  CS,
+  EDX,
+  LDTR,
+  ST_CPL,
+  ST_CR0,
+  ST_EIP,
+  ST_GDT_LIMIT,
+  ST_IDT_LIMIT,
+  TR,
+} from "./registers.ts";
 
 /** Why execute() returned early, besides running out of budget. */
 export type StopReason = "" | "halt" | "exception" | "shutdown" | "unsupported";
@@ -193,7 +209,7 @@ export class Cpu {
     this.setCpl(0);
     flushTlb(this, false);
     this.decoded.clear();
-    this.pageFlags.fill(0);
+    for (let p = 0; p < this.ramPages; p++) this.pageFlags[p] &= 2; // ROM stays ROM
   }
 
   /**
@@ -241,6 +257,19 @@ export class Cpu {
   /** Instructions retired since power-on (or the counter's last reset). */
   instructionsRetired(): number {
     return this.retiredBase + this.sliceRetired;
+  }
+
+  /** Makes a range of RAM read-only to the guest (a firmware ROM's shadow below 1 MiB). */
+  protectRom(physAddr: number, sizeBytes: number): void {
+    for (let p = physAddr >>> 12; p < (physAddr + sizeBytes) >>> 12 && p < this.ramPages; p++) {
+      this.pageFlags[p] |= 2;
+    }
+    flushTlb(this, false);
+  }
+
+  /** MOV CRn, value with its architectural side effects (TLB flushes, mode bits); for loaders and tests. */
+  writeControlRegister(n: number, value: number): void {
+    writeCr(this, n, value);
   }
 
   /** Runs up to `budget` instructions; returns how many retired. See interpreter.ts. */

@@ -50,7 +50,8 @@ export function cpuid(leaf: number, hasFpu: boolean, out: Int32Array): void {
     c = VENDOR_DW[2];
   } else if (l === 1) {
     a = SIGNATURE;
-    d = FEATURE_EDX.DE | FEATURE_EDX.PSE | FEATURE_EDX.TSC | FEATURE_EDX.MSR | FEATURE_EDX.PAE | FEATURE_EDX.CX8 |
+    d = FEATURE_EDX.DE | FEATURE_EDX.PSE | FEATURE_EDX.TSC | FEATURE_EDX.MSR | FEATURE_EDX.PAE |
+      FEATURE_EDX.CX8 |
       FEATURE_EDX.SEP | FEATURE_EDX.PGE | FEATURE_EDX.CMOV;
     if (hasFpu) d |= FEATURE_EDX.FPU | FEATURE_EDX.FXSR;
   } else if (l === 0x80000000) {

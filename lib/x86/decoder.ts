@@ -6,7 +6,7 @@
  */
 import type { Cpu } from "./cpu.ts";
 import {
-  DecodeCache,
+  type DecodeCache,
   EA_ADDR16,
   EA_INDEX_SHIFT,
   EA_NONE,
@@ -139,7 +139,11 @@ export function decode(cpu: Cpu, lin: number, map: Int32Array | null, code32: bo
     }
   }
   if ((attrs & IMM8) !== 0) imm = SIGNED_IMM8[op] ? (next() << 24) >> 24 : next();
-  if ((attrs & IMMZ) !== 0) imm = op16 ? (op >= 0x180 && op <= 0x18F) || op === 0xE8 || op === 0xE9 ? (next16() << 16) >> 16 : next16() : next32();
+  if ((attrs & IMMZ) !== 0) {
+    imm = op16
+      ? (op >= 0x180 && op <= 0x18F) || op === 0xE8 || op === 0xE9 ? (next16() << 16) >> 16 : next16()
+      : next32();
+  }
   if ((attrs & IMM16) !== 0) imm = next16();
   if ((attrs & MOFFS) !== 0) disp = addr16 ? next16() : next32();
   if ((attrs & FARPTR) !== 0) {
@@ -150,13 +154,15 @@ export function decode(cpu: Cpu, lin: number, map: Int32Array | null, code32: bo
     imm = next16();
     imm2 = next();
   }
-  if ((attrs & IMM_GROUP3) !== 0 && ((modrm >> 3) & 7) < 2) imm = op === 0xF6 ? next() : op16 ? next16() : next32();
+  if ((attrs & IMM_GROUP3) !== 0 && ((modrm >> 3) & 7) < 2) {
+    imm = op === 0xF6 ? next() : op16 ? next16() : next32();
+  }
   // Opcodes the decoder knows but that have no valid form for this ModRM.reg raise #UD when run.
-  let id = (attrs & VALID) !== 0 ? op | (op16 ? 0x200 : 0) : OP_INVALID;
-  if (b === 0x0F && (op & 0xFF) === 0x0F) id = OP_INVALID;
+  const id = (attrs & VALID) !== 0 ? op | (op16 ? 0x200 : 0) : OP_INVALID;
 
   if (seg >= 0) pfx |= PFX_SEG;
-  const ea = base | (index << EA_INDEX_SHIFT) | (scale << EA_SCALE_SHIFT) | ((seg >= 0 ? seg : defSeg) << EA_SEG_SHIFT) |
+  const ea = base | (index << EA_INDEX_SHIFT) | (scale << EA_SCALE_SHIFT) |
+    ((seg >= 0 ? seg : defSeg) << EA_SEG_SHIFT) |
     (addr16 ? EA_ADDR16 : 0);
   const len = (p - lin) | 0;
   const crosses = ((lin & 0xFFF) + len) > 0x1000;

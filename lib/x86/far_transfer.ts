@@ -3,13 +3,34 @@
  * call-gate checks, returns to outer privilege levels, and the fast system-call pair. Task
  * switches through TSS descriptors or task gates are refused with a clear stop.
  */
-import { CS, type Cpu, ESP, SS, ST_CPL, ST_EIP, ST_SYSENTER_CS, ST_SYSENTER_EIP, ST_SYSENTER_ESP, TR } from "./cpu.ts";
+import {
+  type Cpu,
+  CS,
+  ESP,
+  SS,
+  ST_CPL,
+  ST_EIP,
+  ST_SYSENTER_CS,
+  ST_SYSENTER_EIP,
+  ST_SYSENTER_ESP,
+  TR,
+} from "./cpu.ts";
 import { faultCode, GP, NP, SS_VEC, TS_VEC } from "./fault.ts";
 import { CC_FLAGS, materialize } from "./lazy_flags.ts";
 import { readSys, write16, write32, writeSys } from "./mmu.ts";
 import { adjustSp, peek16, peek32, push16, push32 } from "./ops/stack.ts";
 import { UnsupportedFeature } from "./interrupts.ts";
-import { DESC, descAttr, descBase, descLimit, loadCache, loadSegment, loadSegmentReal, nullInaccessibleSegments, readDescriptor } from "./segments.ts";
+import {
+  DESC,
+  descAttr,
+  descBase,
+  descLimit,
+  loadCache,
+  loadSegment,
+  loadSegmentReal,
+  nullInaccessibleSegments,
+  readDescriptor,
+} from "./segments.ts";
 
 const IF = 0x200, IOPL = 0x3000, NT = 0x4000, RF = 0x10000, VM = 0x20000;
 
@@ -109,7 +130,9 @@ export function farCall(cpu: Cpu, sel: number, offset: number, op32: boolean, ne
     return;
   }
   const type = (hi >>> 8) & 0x1F;
-  if (type !== 4 && type !== 0xC) throw new UnsupportedFeature(`far call to system descriptor type ${type} (task switch)`);
+  if (type !== 4 && type !== 0xC) {
+    throw new UnsupportedFeature(`far call to system descriptor type ${type} (task switch)`);
+  }
   const gate32 = type === 0xC;
   const { target, off, params } = callGate(cpu, sel, cpl);
   readDescriptor(cpu, target);
@@ -130,7 +153,9 @@ export function farCall(cpu: Cpu, sel: number, offset: number, op32: boolean, ne
     if ((newSs & ~3) === 0) faultCode(TS_VEC, 0);
     readDescriptor(cpu, newSs, TS_VEC);
     const slo = DESC[0], shi = DESC[1];
-    if ((newSs & 3) !== cdpl || ((shi >>> 13) & 3) !== cdpl || ((shi >>> 8) & 0x1A) !== 0x12) faultCode(TS_VEC, newSs & ~3);
+    if ((newSs & 3) !== cdpl || ((shi >>> 13) & 3) !== cdpl || ((shi >>> 8) & 0x1A) !== 0x12) {
+      faultCode(TS_VEC, newSs & ~3);
+    }
     if ((shi & 0x8000) === 0) faultCode(SS_VEC, newSs & ~3);
     const ssBase = descBase(slo, shi), ss32 = (shi & 0x400000) !== 0;
     const paramVals: number[] = [];
@@ -226,7 +251,9 @@ function returnToOuter(
   if ((newSs & ~3) === 0) faultCode(GP, 0);
   readDescriptor(cpu, newSs);
   const slo = DESC[0], shi = DESC[1];
-  if ((newSs & 3) !== rpl || ((shi >>> 13) & 3) !== rpl || ((shi >>> 8) & 0x1A) !== 0x12) faultCode(GP, newSs & ~3);
+  if ((newSs & 3) !== rpl || ((shi >>> 13) & 3) !== rpl || ((shi >>> 8) & 0x1A) !== 0x12) {
+    faultCode(GP, newSs & ~3);
+  }
   if ((shi & 0x8000) === 0) faultCode(SS_VEC, newSs & ~3);
   DESC[0] = clo;
   DESC[1] = chi;

@@ -5,7 +5,7 @@
  * stop (hardware task switching is not implemented). Nothing architectural changes until every
  * read and push that can fault has succeeded.
  */
-import { CS, type Cpu, ESP, SS, ST_CPL, ST_EIP, ST_IDT_BASE, ST_IDT_LIMIT, TR } from "./cpu.ts";
+import { type Cpu, CS, ESP, SS, ST_CPL, ST_EIP, ST_IDT_BASE, ST_IDT_LIMIT, TR } from "./cpu.ts";
 import { DF_VEC, FAULT, faultCode, GP, NP, PF_VEC, pushesErrorCode, SS_VEC, TS_VEC } from "./fault.ts";
 import { CC_FLAGS, materialize } from "./lazy_flags.ts";
 import { readSys, write16, write32, writeSys } from "./mmu.ts";
@@ -47,7 +47,10 @@ export function deliverException(cpu: Cpu, vector: number, hasErrorCode: boolean
       if (v === DF_VEC || depth > 4) {
         throw new TripleFault(`triple fault: exception ${second} while delivering a double fault`);
       }
-      if ((isContributory(v) && isContributory(second)) || (v === PF_VEC && (second === PF_VEC || isContributory(second)))) {
+      if (
+        (isContributory(v) && isContributory(second)) ||
+        (v === PF_VEC && (second === PF_VEC || isContributory(second)))
+      ) {
         v = DF_VEC;
         has = true;
         code = 0;
@@ -134,7 +137,9 @@ export function deliverInterrupt(
     readDescriptor(cpu, newSs, TS_VEC);
     const shi = DESC[1];
     const stype = (shi >>> 8) & 0x1F;
-    if ((newSs & 3) !== dpl || ((shi >>> 13) & 3) !== dpl || (stype & 0x1A) !== 0x12) faultCode(TS_VEC, (newSs & ~3) + ext);
+    if ((newSs & 3) !== dpl || ((shi >>> 13) & 3) !== dpl || (stype & 0x1A) !== 0x12) {
+      faultCode(TS_VEC, (newSs & ~3) + ext);
+    }
     if ((shi & 0x8000) === 0) faultCode(SS_VEC, (newSs & ~3) + ext);
     const ssLo = DESC[0];
     const ssBase = descBase(ssLo, shi);

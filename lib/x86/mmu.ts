@@ -123,7 +123,9 @@ export function translate(cpu: Cpu, linear: number, kind: number, user: boolean)
     if (!user && (cr0 & CR0_WP) === 0 && kind === ACC_WRITE) writable = true;
     phys = phys === -1 ? -1 : (phys & ~0xFFF) | (linear & 0xFFF);
   }
-  if (phys !== -1 && ramOrMinus(cpu, phys & ~0xFFF) !== -1) fillTlb(cpu, linear, phys, kind, user, writable, global);
+  if (phys !== -1 && ramOrMinus(cpu, phys & ~0xFFF) !== -1) {
+    fillTlb(cpu, linear, phys, kind, user, writable, global);
+  }
   return phys;
 }
 
@@ -137,7 +139,9 @@ function checkAccess(
   nx: boolean,
 ): void {
   if (user && !usr) pageFault(cpu, linear, kind, user, 1);
-  if (kind === ACC_WRITE && !writable && (user || (cpu.st[1] & CR0_WP) !== 0)) pageFault(cpu, linear, kind, user, 1);
+  if (kind === ACC_WRITE && !writable && (user || (cpu.st[1] & CR0_WP) !== 0)) {
+    pageFault(cpu, linear, kind, user, 1);
+  }
   if (kind === ACC_EXEC && nx) pageFault(cpu, linear, kind, user, 1);
 }
 

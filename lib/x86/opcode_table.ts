@@ -511,7 +511,8 @@ function buildDecodeAttrs(): Uint16Array {
     let attr = VALID;
     for (const o of f.operands) {
       const k = o[0];
-      if ("EGMRSCD".includes(k)) attr |= HAS_MODRM;
+      // ModRM operands are a letter plus a lower-case size (Eb, Gv, M, Sw...); "DX", "CS"... are registers.
+      if ("EGMRSCD".includes(k) && (o.length === 1 || o[1] === o[1].toLowerCase())) attr |= HAS_MODRM;
       if (o === "Ib" || o === "Ibs" || o === "Jb") attr |= IMM8;
       if (o === "Iz" || o === "Iv" || o === "Jz") attr |= IMMZ;
       if (o === "Iw") attr |= IMM16;

@@ -4,7 +4,7 @@
  * accesses are not performed (flat-model operating systems never rely on them); the checks at
  * load time are.
  */
-import { CS, type Cpu, DS, ES, FS, GS, LDTR, SS, ST_CPL, ST_GDT_BASE, ST_GDT_LIMIT, TR } from "./cpu.ts";
+import { type Cpu, CS, DS, ES, FS, GS, LDTR, SS, ST_CPL, ST_GDT_BASE, ST_GDT_LIMIT, TR } from "./cpu.ts";
 import { faultCode, GP, NP, SS_VEC } from "./fault.ts";
 import { readSys, writeSys } from "./mmu.ts";
 
@@ -97,7 +97,9 @@ export function loadSegment(cpu: Cpu, seg: number, sel: number): void {
   const rpl = sel & 3;
   if (seg === SS) {
     // Writable data segment with RPL = DPL = CPL.
-    if (s === 0 || (type & 8) !== 0 || (type & 2) === 0 || rpl !== cpl || dpl !== cpl) faultCode(GP, sel & ~3);
+    if (s === 0 || (type & 8) !== 0 || (type & 2) === 0 || rpl !== cpl || dpl !== cpl) {
+      faultCode(GP, sel & ~3);
+    }
     if (p === 0) faultCode(SS_VEC, sel & ~3);
   } else {
     // Data, or readable code; privilege checked unless conforming code.

@@ -13,7 +13,9 @@ const u32 = new Uint32Array(scratch);
 const f32 = new Float32Array(scratch);
 
 u32[0] = 1;
-if (new Uint8Array(scratch)[0] !== 1) throw new Error("assertion failed: the x87 FPU needs a little-endian host");
+if (new Uint8Array(scratch)[0] !== 1) {
+  throw new Error("assertion failed: the x87 FPU needs a little-endian host");
+}
 
 /** The smallest positive normal binary64 value, 2^-1022. */
 export const MIN_NORMAL = 2.2250738585072014e-308;

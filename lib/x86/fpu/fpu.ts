@@ -60,7 +60,14 @@ import {
   signBit,
   toFloat80,
 } from "./float_bits.ts";
-import { addError, divErrorSign, mulErrorSign, roundTo24Bits, roundToIntegral, sqrtErrorSign } from "./exact_rounding.ts";
+import {
+  addError,
+  divErrorSign,
+  mulErrorSign,
+  roundTo24Bits,
+  roundToIntegral,
+  sqrtErrorSign,
+} from "./exact_rounding.ts";
 import { fromPackedBcd, packedBcdOut, toPackedBcd } from "./packed_bcd.ts";
 
 /** `execute` results. */
@@ -92,7 +99,15 @@ const EFLAGS_OF_RELATION = [0, CF, ZF, ZF | PF | CF];
  * The constants of FLD1 ... FLDZ (D9 E8-EE) as the nearest binary64, and where the true value lies
  * relative to it (+1 above, -1 below, 0 exact), so each can be rounded per RC. Index = modrm - 0xE8.
  */
-const CONSTANTS = new Float64Array([1, 3.321928094887362, 1.4426950408889634, Math.PI, 0.3010299956639812, Math.LN2, 0]);
+const CONSTANTS = new Float64Array([
+  1,
+  3.321928094887362,
+  1.4426950408889634,
+  Math.PI,
+  0.3010299956639812,
+  Math.LN2,
+  0,
+]);
 const CONSTANT_ERR = new Int8Array([0, 1, 1, 1, -1, 1, 0]);
 
 /** True unless opcode/modrm is a non-waiting control instruction (FNINIT, FNCLEX, FNSTCW, FNSTSW, FNSTENV, FNSAVE, FNENI/FNDISI/FNSETPM). */
@@ -984,6 +999,7 @@ export class Fpu {
       bits = 0xFFC00000;
     } else {
       const v = this.#get(0);
+      this.#setCc(C1, 0);
       if (v !== v) {
         if (isSignaling(v)) this.#exc |= IE;
         bits = float32Bits(quieted(v));
@@ -1000,7 +1016,11 @@ export class Fpu {
   #toFloat32(v: number): number {
     this.#setCc(C1, 0);
     let f = Math.fround(v);
-    if (f === v) return f;
+    if (f === v) {
+      // Unmasked, #U reports tiny results even when exact.
+      if (f !== 0 && (f < 0 ? -f : f) < 1.1754943508222875e-38 && !this.#masked(UE)) this.#exc |= UE;
+      return f;
+    }
     const rc = (this.#cw >>> 10) & 3;
     if ((rc === 1 && f > v) || (rc === 2 && f < v) || (rc === 3 && (f < 0 ? -f : f) > (v < 0 ? -v : v))) {
       // One binary32 step toward the exact value.
@@ -1275,7 +1295,8 @@ export class Fpu {
         const r8 = aa % (ab * 8); // (ab * 8 may overflow to inf: then the quotient is below 8 anyway)
         let q = Math.round((r8 - rm) / ab); // the quotient's low three bits
         if (ieee) {
-          const half = exponentOf(ab) > 0 ? rm > ab * 0.5 || (rm === ab * 0.5 && (q & 1) === 1)
+          const half = exponentOf(ab) > 0
+            ? rm > ab * 0.5 || (rm === ab * 0.5 && (q & 1) === 1)
             : rm * 2 > ab || (rm * 2 === ab && (q & 1) === 1);
           if (half) {
             rm -= ab; // exact (Sterbenz)
@@ -1313,8 +1334,8 @@ export class Fpu {
       this.#setCc(C2, C2);
       return;
     } else if (x === 0) {
-      r0 = kind === 1 ? 1 : x;
-      r1 = kind === 2 ? 1 : 1; // cos(0) for FSINCOS, 1.0 for FPTAN
+      r0 = kind === 1 ? 1 : x; // exact: sin(±0) = tan(±0) = ±0, cos(0) = 1
+      r1 = 1; // cos(0) for FSINCOS, 1.0 for FPTAN
     } else {
       switch (kind) {
         case 0:
@@ -1475,7 +1496,10 @@ export class Fpu {
       e[0] = h.readU16(addr);
       e[1] = h.readU16(addr + 2);
       e[2] = h.readU16(addr + 4);
-      const w3 = h.readU16(addr + 6), w4 = h.readU16(addr + 8), w5 = h.readU16(addr + 10), w6 = h.readU16(addr + 12);
+      const w3 = h.readU16(addr + 6),
+        w4 = h.readU16(addr + 8),
+        w5 = h.readU16(addr + 10),
+        w6 = h.readU16(addr + 12);
       if (this.realModeFormat) {
         e[3] = ((w4 & 0xF000) << 4) | w3;
         e[4] = 0;
@@ -1493,7 +1517,10 @@ export class Fpu {
       e[0] = h.readU32(addr) & 0xFFFF;
       e[1] = h.readU32(addr + 4) & 0xFFFF;
       e[2] = h.readU32(addr + 8) & 0xFFFF;
-      const d3 = h.readU32(addr + 12), d4 = h.readU32(addr + 16), d5 = h.readU32(addr + 20), d6 = h.readU32(addr + 24);
+      const d3 = h.readU32(addr + 12),
+        d4 = h.readU32(addr + 16),
+        d5 = h.readU32(addr + 20),
+        d6 = h.readU32(addr + 24);
       if (this.realModeFormat) {
         e[3] = ((d4 & 0x0FFFF000) << 4) | (d3 & 0xFFFF);
         e[4] = 0;

@@ -235,10 +235,17 @@ export function shift(cc: Int32Array, op: number, v: number, count: number, size
 }
 
 /** SHLD (left = true) / SHRD: shifts `dst`, filling from `src`. size 1 or 2. */
-export function shiftDouble(cc: Int32Array, left: boolean, dst: number, src: number, count: number, size: number): number {
+export function shiftDouble(
+  cc: Int32Array,
+  left: boolean,
+  dst: number,
+  src: number,
+  count: number,
+  size: number,
+): number {
   count &= 31;
   if (count === 0) return dst;
-  const bits = BITS[size], m = MASK[size];
+  const m = MASK[size];
   let r: number, cf: number;
   const d = dst & m, s = src & m;
   if (size === 2) {
@@ -274,7 +281,6 @@ export function shiftDouble(cc: Int32Array, left: boolean, dst: number, src: num
   cc[CC_FLAGS] = (f & ~0x8D5) | status;
   cc[CC_OP] = CC_EFLAGS;
   return rs;
-  void bits;
 }
 
 function parity(v: number): number {

@@ -7,6 +7,7 @@
  * true when the interpreter must reload its cached state (CS, paging, interrupts may have changed).
  */
 import {
+  type Cpu,
   CR0_EM,
   CR0_MP,
   CR0_PE,
@@ -18,7 +19,6 @@ import {
   CR4_PSE,
   CR4_TSD,
   CS,
-  type Cpu,
   DS,
   EAX,
   EBP,
@@ -55,7 +55,17 @@ import { BR, DE, fault, faultCode, GP, MF, NM, OF_VEC, UD } from "../fault.ts";
 import { farCall, farJump, farReturn, interruptReturn, sysenter, sysexit } from "../far_transfer.ts";
 import { deliverInterrupt, INT_SOFTWARE } from "../interrupts.ts";
 import { CC_EFLAGS, CC_FLAGS, CC_OP, getCF, materialize, PARITY } from "../lazy_flags.ts";
-import { flushTlb, invalidatePage, probeWrite, read16, read32, read8, readSys, write16, write32, writeSys } from "../mmu.ts";
+import {
+  flushTlb,
+  invalidatePage,
+  probeWrite,
+  read16,
+  read32,
+  read8,
+  readSys,
+  write16,
+  write32,
+} from "../mmu.ts";
 import { DESC, loadLdt, loadSegment, loadTr, readDescriptor } from "../segments.ts";
 import {
   alu,
@@ -294,7 +304,8 @@ function setZF(cpu: Cpu, on: boolean): void {
 
 function setStatus(cpu: Cpu, al: number, cf: number, af: boolean, of = 0): void {
   const f = materialize(cpu.cc) & ~0x8D5;
-  cpu.cc[CC_FLAGS] = f | cf | (af ? 0x10 : 0) | PARITY[al & 0xFF] | ((al & 0xFF) === 0 ? 0x40 : 0) | (al & 0x80) |
+  cpu.cc[CC_FLAGS] = f | cf | (af ? 0x10 : 0) | PARITY[al & 0xFF] | ((al & 0xFF) === 0 ? 0x40 : 0) |
+    (al & 0x80) |
     (of ? 0x800 : 0);
 }
 
@@ -422,7 +433,8 @@ function requireCpl0(cpu: Cpu): void {
   if ((cpu.st[ST_CR0] & CR0_PE) !== 0 && cpu.st[ST_CPL] !== 0) faultCode(GP, 0);
 }
 
-const CR4_ALLOWED = CR4_TSD | 8 /* DE */ | CR4_PSE | CR4_PAE | CR4_PGE | 0x100 /* PCE */ | 0x200 /* OSFXSR */ |
+const CR4_ALLOWED = CR4_TSD | 8 /* DE */ | CR4_PSE | CR4_PAE | CR4_PGE | 0x100 /* PCE */ |
+  0x200 /* OSFXSR */ |
   0x400; /* OSXMMEXCPT */
 
 export function writeCr(cpu: Cpu, n: number, v: number): void {
@@ -558,7 +570,12 @@ export function executeRare(cpu: Cpu, slot: number, id: number, next: number): b
   const pm = (st[ST_CR0] & CR0_PE) !== 0;
   st[ST_EIP] = next;
   switch (op) {
-    case 0x06: case 0x0E: case 0x16: case 0x1E: case 0x1A0: case 0x1A8: {
+    case 0x06:
+    case 0x0E:
+    case 0x16:
+    case 0x1E:
+    case 0x1A0:
+    case 0x1A8: {
       const sel = cpu.segSel[SEG_OF_PUSH[op]];
       if (op32) {
         // Recent Intel CPUs write only the low 16 bits of the 32-bit slot.
@@ -569,7 +586,11 @@ export function executeRare(cpu: Cpu, slot: number, id: number, next: number): b
       } else push16(cpu, sel);
       return false;
     }
-    case 0x07: case 0x17: case 0x1F: case 0x1A1: case 0x1A9: {
+    case 0x07:
+    case 0x17:
+    case 0x1F:
+    case 0x1A1:
+    case 0x1A9: {
       const seg = op === 0x07 ? ES : op === 0x17 ? SS : op === 0x1F ? DS : op === 0x1A1 ? FS : GS;
       const sel = op32 ? peek32(cpu, 0) : peek16(cpu, 0);
       loadSegment(cpu, seg, sel);
@@ -577,7 +598,10 @@ export function executeRare(cpu: Cpu, slot: number, id: number, next: number): b
       if (seg === SS) cpu.interruptShadow = true;
       return true;
     }
-    case 0x27: case 0x2F: case 0x37: case 0x3F:
+    case 0x27:
+    case 0x2F:
+    case 0x37:
+    case 0x3F:
       bcd(cpu, op);
       return false;
     case 0x60: { // PUSHA
@@ -611,7 +635,9 @@ export function executeRare(cpu: Cpu, slot: number, id: number, next: number): b
       const size = op32 ? 2 : 1;
       const v = readReg(cpu, (m >> 3) & 7, size);
       const lo = readMem(cpu, a, size), hi = readMem(cpu, (a + (op32 ? 4 : 2)) | 0, size);
-      const sv = op32 ? v : (v << 16) >> 16, sl = op32 ? lo : (lo << 16) >> 16, sh = op32 ? hi : (hi << 16) >> 16;
+      const sv = op32 ? v : (v << 16) >> 16,
+        sl = op32 ? lo : (lo << 16) >> 16,
+        sh = op32 ? hi : (hi << 16) >> 16;
       if (sv < sl || sv > sh) {
         st[ST_EIP] = (next - dc.len[slot]) | 0;
         fault(BR);
@@ -628,10 +654,12 @@ export function executeRare(cpu: Cpu, slot: number, id: number, next: number): b
       } else setZF(cpu, false);
       return false;
     }
-    case 0x6C: case 0x6D:
+    case 0x6C:
+    case 0x6D:
       stringIo(cpu, slot, op === 0x6C ? 0 : op32 ? 2 : 1, true);
       return true;
-    case 0x6E: case 0x6F:
+    case 0x6E:
+    case 0x6F:
       stringIo(cpu, slot, op === 0x6E ? 0 : op32 ? 2 : 1, false);
       return true;
     case 0x8C: { // MOV Ew, Sreg
@@ -669,7 +697,11 @@ export function executeRare(cpu: Cpu, slot: number, id: number, next: number): b
     case 0x9F: // LAHF
       r8[1] = (materialize(cpu.cc) & 0xD5) | 2;
       return false;
-    case 0xC4: case 0xC5: case 0x1B2: case 0x1B4: case 0x1B5: { // LES LDS LSS LFS LGS
+    case 0xC4:
+    case 0xC5:
+    case 0x1B2:
+    case 0x1B4:
+    case 0x1B5: { // LES LDS LSS LFS LGS
       if (m >= 0xC0) fault(UD);
       const a = ea(cpu, slot);
       const off = op32 ? read32(cpu, a) : read16(cpu, a);
@@ -709,7 +741,8 @@ export function executeRare(cpu: Cpu, slot: number, id: number, next: number): b
       else r16[ESP << 1] = sp;
       return false;
     }
-    case 0xCA: case 0xCB:
+    case 0xCA:
+    case 0xCB:
       farReturn(cpu, op32, op === 0xCA ? dc.imm[slot] & 0xFFFF : 0);
       return true;
     case 0xCC: // INT3
@@ -758,9 +791,19 @@ export function executeRare(cpu: Cpu, slot: number, id: number, next: number): b
       r8[0] = read8(cpu, (cpu.segBase[(e >> 12) & 7] + off) | 0);
       return false;
     }
-    case 0xD8: case 0xD9: case 0xDA: case 0xDB: case 0xDC: case 0xDD: case 0xDE: case 0xDF:
+    case 0xD8:
+    case 0xD9:
+    case 0xDA:
+    case 0xDB:
+    case 0xDC:
+    case 0xDD:
+    case 0xDE:
+    case 0xDF:
       return x87(cpu, slot, op, m, op32, next);
-    case 0xE4: case 0xE5: case 0xEC: case 0xED: { // IN
+    case 0xE4:
+    case 0xE5:
+    case 0xEC:
+    case 0xED: { // IN
       const port = op < 0xE8 ? dc.imm[slot] & 0xFF : r16[EDX << 1];
       const size = (op & 1) === 0 ? 0 : op32 ? 2 : 1;
       const v = portIn(cpu, port, size);
@@ -769,7 +812,10 @@ export function executeRare(cpu: Cpu, slot: number, id: number, next: number): b
       else regs[EAX] = v;
       return true;
     }
-    case 0xE6: case 0xE7: case 0xEE: case 0xEF: { // OUT
+    case 0xE6:
+    case 0xE7:
+    case 0xEE:
+    case 0xEF: { // OUT
       const port = op < 0xE8 ? dc.imm[slot] & 0xFF : r16[EDX << 1];
       const size = (op & 1) === 0 ? 0 : op32 ? 2 : 1;
       portOut(cpu, port, size, size === 0 ? r8[0] : size === 1 ? r16[0] : regs[EAX]);
@@ -860,7 +906,8 @@ export function executeRare(cpu: Cpu, slot: number, id: number, next: number): b
           return fault(UD);
       }
     }
-    case 0x102: case 0x103: { // LAR, LSL
+    case 0x102:
+    case 0x103: { // LAR, LSL
       if (!pm) fault(UD);
       const sel = readRm(cpu, slot, m, 1);
       const v = loadAccessRights(cpu, sel, op === 0x103);
@@ -875,12 +922,20 @@ export function executeRare(cpu: Cpu, slot: number, id: number, next: number): b
       requireCpl0(cpu);
       st[ST_CR0] &= ~CR0_TS;
       return false;
-    case 0x108: case 0x109: // INVD, WBINVD: no caches to write back
+    case 0x108:
+    case 0x109: // INVD, WBINVD: no caches to write back
       requireCpl0(cpu);
       return false;
     case 0x10B: // UD2
       return fault(UD);
-    case 0x118: case 0x119: case 0x11A: case 0x11B: case 0x11C: case 0x11D: case 0x11E: case 0x11F:
+    case 0x118:
+    case 0x119:
+    case 0x11A:
+    case 0x11B:
+    case 0x11C:
+    case 0x11D:
+    case 0x11E:
+    case 0x11F:
       return false; // hint NOPs: no memory access
     case 0x120: // MOV r32, CRn
       requireCpl0(cpu);
@@ -1031,7 +1086,16 @@ function x87(cpu: Cpu, slot: number, op: number, m: number, op32: boolean, next:
   const e = cpu.decoded.ea[slot];
   const eip = (next - cpu.decoded.len[slot]) | 0;
   fpu.eflagsIn = materialize(cpu.cc);
-  fpu.execute(op, m, addr, !op32, eip, cpu.segSel[CS], addr - cpu.segBase[(e >> 12) & 7], cpu.segSel[(e >> 12) & 7]);
+  fpu.execute(
+    op,
+    m,
+    addr,
+    !op32,
+    eip,
+    cpu.segSel[CS],
+    addr - cpu.segBase[(e >> 12) & 7],
+    cpu.segSel[(e >> 12) & 7],
+  );
   if (op === 0xDF && m === 0xE0) cpu.r16[0] = fpu.statusWord(); // FNSTSW AX
   if (fpu.eflagsWritten) {
     const f = materialize(cpu.cc);

@@ -1,0 +1,102 @@
+/**
+ * From parsed options to a running Guest: build the Machine, load the firmware or the kernel,
+ * attach the PC platform and its Backends, run until the Guest stops, and turn how it stopped
+ * into an exit code (0 powered off, 3 halted for good, 1 crashed).
+ */
+import { Terminal } from "../backends/terminal.ts";
+import { Machine, type RunResult } from "../machine/machine.ts";
+import { PcPlatform } from "../machine/pc_platform.ts";
+import { LaunchError } from "../support/errors.ts";
+import { debug, warn } from "../support/log.ts";
+import { checkFirmwareImage } from "./firmware_image.ts";
+import type { LaunchOptions } from "./options.ts";
+
+/** Exit codes, documented in the README. */
+export const EXIT_POWEROFF = 0;
+export const EXIT_CRASH = 1;
+export const EXIT_HALT = 3;
+
+async function readFileOrFail(path: string, what: string): Promise<Uint8Array> {
+  try {
+    return await Deno.readFile(path);
+  } catch (e) {
+    const reason = e instanceof Deno.errors.NotFound
+      ? "no such file"
+      : e instanceof Deno.errors.PermissionDenied
+      ? "permission denied"
+      : e instanceof Error
+      ? e.message
+      : String(e);
+    throw new LaunchError(`Cannot open ${what} "${path}": ${reason}`);
+  }
+}
+
+/** Runs the Guest described by `opts`; resolves to the process exit code. */
+export async function launch(opts: LaunchOptions): Promise<number> {
+  if (opts.boot.kind === "firmware") return await launchFirmware(opts, opts.boot.path);
+  // TODO(#3): Linux boot (bzImage / vmlinux, boot_params, initrd).
+  throw new LaunchError("booting a Linux kernel is not implemented yet; use --firmware=FILE");
+}
+
+async function launchFirmware(opts: LaunchOptions, path: string): Promise<number> {
+  const image = checkFirmwareImage(await readFileOrFail(path, "firmware"), path);
+  const machine = new Machine({
+    memBytes: opts.memBytes,
+    clock: opts.deterministic ? "deterministic" : "host",
+  });
+  const { rom } = image;
+  if (image.lowPhysAddr + rom.length <= machine.mem.sizeBytes) {
+    machine.mem.u8.set(rom, image.lowPhysAddr);
+    machine.cpu.protectRom(image.lowPhysAddr, rom.length);
+  } else {
+    throw new LaunchError(`Cannot run firmware "${path}": it needs at least 1 MiB of memory`);
+  }
+  machine.mmio.register(image.highPhysAddr, rom.length, "firmware", {
+    read(offset, size) {
+      let v = 0;
+      for (let i = 0; i < size; i++) v |= rom[offset + i] << (i * 8);
+      return v >>> 0;
+    },
+    write() {},
+  });
+  const terminal = new Terminal({
+    onInput: (bytes) => pc.uart.receive(bytes),
+    onQuit: () => machine.stop("killed", "three Ctrl-C within a second"),
+  });
+  const pc: PcPlatform = new PcPlatform(machine, {
+    serial: terminal,
+    onReset: () => machine.stop("reboot", "the guest reset the machine"),
+  });
+  machine.cpu.reset();
+  debug(
+    `firmware "${path}" (${rom.length / 1024} KiB) at 0x${image.lowPhysAddr.toString(16)} and 0x${
+      image.highPhysAddr.toString(16)
+    }`,
+  );
+  terminal.start();
+  let result: RunResult;
+  try {
+    result = await machine.run();
+  } finally {
+    terminal.flush();
+    terminal.restore();
+  }
+  return exitCodeFor(result);
+}
+
+/** Reports how the Guest stopped and picks the exit code. */
+export function exitCodeFor(result: RunResult): number {
+  switch (result.kind) {
+    case "poweroff":
+      return EXIT_POWEROFF;
+    case "halt":
+      warn(result.reason);
+      return EXIT_HALT;
+    case "reboot":
+      warn(`guest rebooted: ${result.reason}`);
+      return EXIT_POWEROFF;
+    default:
+      warn(`guest stopped: ${result.reason}`);
+      return EXIT_CRASH;
+  }
+}

@@ -1,0 +1,52 @@
+/**
+ * The minimal PC around the CPU, wired onto a Machine: the 8259 pair, the 8254 PIT with port 0x61,
+ * the CMOS RTC, a 16550A UART on COM1, the i8042 (for its reset line), the POST/debug-console
+ * ports. One chip per file lives in lib/pc/; this file only connects them (ports, IRQ lines,
+ * clock, CPU interrupt input) so the launcher stays readable.
+ */
+import { DebugPorts } from "../pc/debug_ports.ts";
+import { I8042 } from "../pc/i8042.ts";
+import { Pic8259Pair } from "../pc/pic_8259.ts";
+import { Pit8254 } from "../pc/pit_8254.ts";
+import { RtcCmos } from "../pc/rtc_cmos.ts";
+import { SystemControlPort } from "../pc/system_control_port.ts";
+import { type SerialBackend, Uart16550 } from "../pc/uart_16550.ts";
+import type { Machine } from "./machine.ts";
+
+export interface PcPlatformOptions {
+  /** Where COM1's output goes. */
+  serial: SerialBackend;
+  /** The guest pulsed the reset line (i8042 command 0xFE). */
+  onReset: () => void;
+  /** RTC time at virtual time zero (ms since the epoch); default the host's now. */
+  startTimeMs?: number;
+}
+
+export class PcPlatform {
+  readonly pic = new Pic8259Pair();
+  readonly pit: Pit8254;
+  readonly rtc: RtcCmos;
+  readonly uart: Uart16550;
+  readonly i8042: I8042;
+  readonly debugPorts = new DebugPorts();
+
+  constructor(machine: Machine, options: PcPlatformOptions) {
+    const ports = machine.ports;
+    this.pic.register(ports);
+    this.pic.onChange = () => machine.wake();
+    machine.cpu.interrupts = this.pic;
+    this.pit = new Pit8254(machine.clock, this.pic, 0);
+    this.pit.register(ports);
+    new SystemControlPort(this.pit, machine.clock).register(ports);
+    this.rtc = new RtcCmos(machine.clock, this.pic, {
+      memSizeBytes: machine.mem.sizeBytes,
+      startTimeMs: options.startTimeMs,
+    });
+    this.rtc.register(ports);
+    this.uart = new Uart16550(this.pic, options.serial);
+    this.uart.register(ports);
+    this.i8042 = new I8042(this.pic, options.onReset);
+    this.i8042.register(ports);
+    this.debugPorts.register(ports);
+  }
+}
