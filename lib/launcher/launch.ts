@@ -8,7 +8,11 @@ import { Machine, type RunResult } from "../machine/machine.ts";
 import { PcPlatform } from "../machine/pc_platform.ts";
 import { LaunchError } from "../support/errors.ts";
 import { debug, warn } from "../support/log.ts";
+import { BOOT_CS, BOOT_DS, BOOT_GDT_LIMIT, BOOT_GDT_PHYS_ADDR, writeBootGdt } from "./boot_gdt.ts";
+import { writeBootParams } from "./boot_params.ts";
 import { checkFirmwareImage } from "./firmware_image.ts";
+import { loadKernelImage } from "./kernel_image.ts";
+import { EBP, EBX, EDI, ESI, ST_GDT_BASE, ST_GDT_LIMIT } from "../x86/registers.ts";
 import type { LaunchOptions } from "./options.ts";
 
 /** Exit codes, documented in the README. */
@@ -34,8 +38,67 @@ async function readFileOrFail(path: string, what: string): Promise<Uint8Array> {
 /** Runs the Guest described by `opts`; resolves to the process exit code. */
 export async function launch(opts: LaunchOptions): Promise<number> {
   if (opts.boot.kind === "firmware") return await launchFirmware(opts, opts.boot.path);
-  // TODO(#3): Linux boot (bzImage / vmlinux, boot_params, initrd).
-  throw new LaunchError("booting a Linux kernel is not implemented yet; use --firmware=FILE");
+  const kernelBytes = await readFileOrFail(opts.boot.path, "kernel");
+  const initrd = opts.initrdPath === undefined ? undefined : await readFileOrFail(opts.initrdPath, "initrd");
+  for (;;) {
+    const result = await bootLinux(opts, opts.boot.path, opts.boot.cmdline, kernelBytes, initrd);
+    if (result.kind === "reboot" && !opts.noReboot) {
+      debug(`guest rebooted (${result.reason}): starting it again`);
+      continue;
+    }
+    return exitCodeFor(result);
+  }
+}
+
+/** Boots a Linux kernel the way the x86 32-bit boot protocol describes, on the PC platform. */
+async function bootLinux(
+  opts: LaunchOptions,
+  kernelPath: string,
+  cmdline: string,
+  kernelBytes: Uint8Array,
+  initrd: Uint8Array | undefined,
+): Promise<RunResult> {
+  const machine = new Machine({
+    memBytes: opts.memBytes,
+    clock: opts.deterministic ? "deterministic" : "host",
+  });
+  const kernel = loadKernelImage(machine.mem, kernelBytes, kernelPath);
+  const info = writeBootParams(machine.mem, kernel, {
+    style: "native",
+    cmdline,
+    initrd,
+    initrdName: opts.initrdPath,
+  });
+  writeBootGdt(machine.mem);
+  const cpu = machine.cpu;
+  cpu.enterProtectedFlat(kernel.entryPhysAddr, BOOT_CS, BOOT_DS);
+  cpu.st[ST_GDT_BASE] = BOOT_GDT_PHYS_ADDR;
+  cpu.st[ST_GDT_LIMIT] = BOOT_GDT_LIMIT;
+  cpu.regs[ESI] = info.bootParamsPhysAddr;
+  cpu.regs[EBP] = cpu.regs[EDI] = cpu.regs[EBX] = 0;
+  debug(
+    `${kernel.kind} kernel "${kernelPath}" at 0x${kernel.loadPhysAddr.toString(16)}, entry 0x${
+      kernel.entryPhysAddr.toString(16)
+    }, boot_params at 0x${info.bootParamsPhysAddr.toString(16)}` +
+      (info.initrdSizeBytes
+        ? `, initrd ${info.initrdSizeBytes} bytes at 0x${info.initrdPhysAddr.toString(16)}`
+        : ""),
+  );
+  const terminal = new Terminal({
+    onInput: (bytes) => pc.uart.receive(bytes),
+    onQuit: () => machine.stop("killed", "three Ctrl-C within a second"),
+  });
+  const pc: PcPlatform = new PcPlatform(machine, {
+    serial: terminal,
+    onReset: () => machine.stop("reboot", "the guest reset the machine"),
+  });
+  terminal.start();
+  try {
+    return await machine.run();
+  } finally {
+    terminal.flush();
+    terminal.restore();
+  }
 }
 
 async function launchFirmware(opts: LaunchOptions, path: string): Promise<number> {

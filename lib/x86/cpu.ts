@@ -10,6 +10,7 @@ export * from "./registers.ts";
 import type { MmioBus, PortBus } from "../machine/bus.ts";
 import type { GuestMemory } from "../machine/guest_memory.ts";
 import type { InterruptSource } from "../machine/irq.ts";
+import { SIGNATURE } from "./cpuid.ts";
 import { DecodeCache } from "./decode_cache.ts";
 import { CC_EFLAGS, CC_FLAGS, CC_OP, materialize } from "./lazy_flags.ts";
 import { execute } from "./interpreter.ts";
@@ -129,6 +130,8 @@ export class Cpu {
   /** Test hook: an exception stops execute() (stopReason "exception") instead of being delivered. */
   stopOnException = false;
   lastException = -1;
+  /** Debugging hook: told of every exception before it is delivered. */
+  onException: ((vector: number, errorCode: number, eip: number) => void) | null = null;
   lastErrorCode = 0;
   /**
    * Hook for paravirtual guests: called for INT n before IDT delivery; returning true means the
@@ -180,7 +183,7 @@ export class Cpu {
   /** Power-on / RESET state (SDM Vol. 3A, 9.1.1): real mode at F000:FFF0. */
   reset(): void {
     this.regs.fill(0);
-    this.regs[EDX] = 0x0600 | 0x80; // family 6, model 8 (as CPUID reports)
+    this.regs[EDX] = SIGNATURE; // family, model and stepping, exactly as CPUID.1:EAX (SDM 9.1.1)
     this.st.fill(0);
     this.st[ST_CR0] = CR0_ET | CR0_CD | CR0_NW;
     this.st[ST_IDT_LIMIT] = 0x3FF;

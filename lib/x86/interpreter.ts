@@ -1195,6 +1195,7 @@ function deliver(cpu: Cpu, vector: number): boolean {
 /** Handles what the inner loop threw; returns false when execute() must stop. */
 function handleThrow(cpu: Cpu, e: unknown): boolean {
   if (e === FAULT) {
+    if (cpu.onException !== null) cpu.onException(FAULT.vector, FAULT.errorCode, cpu.st[ST_EIP]);
     if (cpu.stopOnException) {
       cpu.lastException = FAULT.vector;
       cpu.lastErrorCode = FAULT.errorCode;

@@ -1,0 +1,327 @@
+/**
+ * The Launcher's command line: lguest's `lguest [options] <mem> <kernel> [kernel args...]`, plus our
+ * socket networking, firmware mode and determinism switches. Pure: it parses strings and never opens
+ * a file (opening the kernel, disks and sockets is the Launcher's job), so every check here is about
+ * spelling; a file that does not exist is reported when it is opened.
+ */
+
+import { LaunchError } from "../support/errors.ts";
+
+/** A `--block=FILE[,ro]` disk: one virtio-blk device each, in command-line order. */
+export interface BlockOption {
+  path: string;
+  readOnly: boolean;
+}
+
+/** A `--net=listen:...` or `--net=connect:...` network: one virtio-net device each, in order. */
+export interface NetOption {
+  mode: "listen" | "connect";
+  /** Host name or address; for `listen` without a host, the loopback address 127.0.0.1. */
+  host: string;
+  port: number;
+  /** The guest's MAC address, six bytes; absent means "let the device choose". */
+  mac?: Uint8Array;
+}
+
+/** What the Guest boots: a Linux kernel (bzImage or ELF vmlinux) or a raw firmware ROM. */
+export type BootSource =
+  | { kind: "kernel"; path: string; cmdline: string }
+  | { kind: "firmware"; path: string };
+
+/** Everything the Launcher needs to start a Guest, as the user asked for it. */
+export interface LaunchOptions {
+  verbose: boolean;
+  /** Guest RAM in bytes: a whole number of MiB. */
+  memBytes: number;
+  boot: BootSource;
+  initrdPath?: string;
+  blocks: BlockOption[];
+  nets: NetOption[];
+  rng: boolean;
+  /** Fixed clock and entropy so two runs of the same Guest do the same thing. */
+  deterministic: boolean;
+  /** On a Guest reboot, exit instead of starting the Guest again. */
+  noReboot: boolean;
+  /** Non-fatal remarks about the command line; main.ts prints them before launching. */
+  warnings: string[];
+  /** The arguments as given, so a Guest reboot can start over with the same ones. */
+  argv: string[];
+}
+
+const MiB = 1024 * 1024;
+/** Smallest RAM a Linux Guest gets: below this no kernel we know of boots. */
+export const MIN_KERNEL_MEM_BYTES = 16 * MiB;
+/** Smallest RAM for `--firmware`: the ROM itself lives above RAM, so 1 MiB is plenty for real mode. */
+export const MIN_FIRMWARE_MEM_BYTES = 1 * MiB;
+/** Default RAM for `--firmware` when `<mem>` is not given. */
+export const DEFAULT_FIRMWARE_MEM_BYTES = 16 * MiB;
+/** Largest RAM: a 32-bit Guest also needs address space for device memory above RAM. */
+export const MAX_MEM_BYTES = 2048 * MiB;
+
+/** The `--help` text, grouped like a manual page (kvmtool style). */
+export const USAGE = `Usage: lguest [options] <mem> <kernel> [kernel args...]
+       lguest [options] --firmware=FILE [<mem>]
+
+Runs a 32-bit x86 Linux Guest in an interpreter, the way Linux's lguest launcher did.
+Options come before <mem> and <kernel>; everything after <kernel> is the kernel command line.
+
+Basic:
+  <mem>                    Guest RAM: megabytes (256), or with a unit (256m, 512M, 1g); 16m to 2g
+  <kernel>                 a bzImage (like /boot/vmlinuz-*) or a 32-bit ELF vmlinux
+  --initrd=FILE            load FILE as the initial ramdisk (initramfs)
+  --firmware=FILE          run a 64 or 128 KiB ROM from the reset vector instead of a kernel;
+                           <mem> is then optional (default 16m)
+
+Storage:
+  --block=FILE[,ro]        add a virtio disk backed by FILE (repeatable; ",ro" makes it read-only)
+
+Networking:
+  --net=listen:[HOST:]PORT[,mac=XX:XX:XX:XX:XX:XX]
+                           add a virtio network card that waits for a peer on HOST:PORT
+                           (HOST defaults to 127.0.0.1; repeatable)
+  --net=connect:HOST:PORT[,mac=XX:XX:XX:XX:XX:XX]
+                           add a virtio network card that connects to a peer listening on HOST:PORT
+  --tunnet=...             not supported: TAP devices need root; use --net instead
+
+Other devices:
+  --rng                    add a virtio random-number generator fed from the host
+
+Running:
+  --deterministic          fixed clock and entropy: the same inputs give the same run
+  --no-reboot              exit when the Guest reboots instead of starting it again
+  --verbose                log what the Launcher and devices do to stderr
+
+Information:
+  -h, --help               show this help
+  --version                show the lguest.ts version
+
+Examples:
+  lguest --initrd=initramfs.cpio.gz 256m vmlinuz console=ttyS0
+  lguest --block=disk.img --net=listen:8000 512m vmlinuz root=/dev/vda console=ttyS0
+`;
+
+const FLAGS = new Set(["--verbose", "--rng", "--deterministic", "--no-reboot"]);
+const VALUED = new Set(["--block", "--initrd", "--net", "--firmware"]);
+const VALUE_HINT: Record<string, string> = {
+  "--block": "--block=FILE[,ro]",
+  "--initrd": "--initrd=FILE",
+  "--net": "--net=listen:[HOST:]PORT or --net=connect:HOST:PORT",
+  "--firmware": "--firmware=FILE",
+};
+/** lguest options we recognise but refuse, with their value or without, and why. */
+const UNSUPPORTED: Record<string, string> = {
+  "--tunnet":
+    "TAP networking needs root; use --net=listen:PORT and --net=connect:HOST:PORT instead (socket networking)",
+  "--username": "lguest.ts never needs root, so run it as that user instead",
+  "--chroot": "confine lguest.ts with Deno's permission flags (--allow-read=DIR) instead",
+};
+
+/**
+ * Parses the Launcher's arguments (without the program name). Throws `LaunchError` with a one-line
+ * message for any bad input.
+ */
+export function parseCommandLine(
+  argv: string[],
+): LaunchOptions | { help: true } | { version: true } {
+  const opts: LaunchOptions = {
+    verbose: false,
+    memBytes: 0,
+    boot: { kind: "kernel", path: "", cmdline: "" },
+    blocks: [],
+    nets: [],
+    rng: false,
+    deterministic: false,
+    noReboot: false,
+    warnings: [],
+    argv: [...argv],
+  };
+  let firmwarePath: string | undefined;
+  let memText: string | undefined;
+  let kernelPath: string | undefined;
+  let kernelArgs: string[] = [];
+  let optionsDone = false;
+
+  // Like lguest's getopt with "+", options stop at the first argument that is not one; unlike it we
+  // let options sit between <mem> and <kernel>, and everything after <kernel> belongs to the kernel.
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (optionsDone || !arg.startsWith("-") || arg === "-") {
+      if (memText === undefined) {
+        memText = arg;
+      } else if (firmwarePath !== undefined) {
+        throw new LaunchError(`Unexpected argument "${arg}": --firmware takes no kernel image or arguments`);
+      } else {
+        kernelPath = arg;
+        kernelArgs = argv.slice(i + 1);
+        break;
+      }
+      continue;
+    }
+    if (arg === "--") {
+      optionsDone = true;
+      continue;
+    }
+    if (arg === "-h" || arg === "--help") return { help: true };
+    if (arg === "--version") return { version: true };
+
+    const eq = arg.indexOf("=");
+    const name = eq === -1 ? arg : arg.slice(0, eq);
+    if (FLAGS.has(name)) {
+      if (eq !== -1) throw new LaunchError(`Option "${name}" takes no value, got "${arg}"`);
+      if (name === "--verbose") opts.verbose = true;
+      else if (name === "--rng") opts.rng = true;
+      else if (name === "--deterministic") opts.deterministic = true;
+      else opts.noReboot = true;
+      continue;
+    }
+    if (name in UNSUPPORTED) throw new LaunchError(`Option "${name}" is not supported: ${UNSUPPORTED[name]}`);
+    if (!VALUED.has(name)) {
+      throw new LaunchError(`Unknown option "${name}": see "lguest --help"`);
+    }
+    let value: string;
+    if (eq !== -1) {
+      value = arg.slice(eq + 1);
+    } else if (i + 1 < argv.length && !argv[i + 1].startsWith("--")) {
+      value = argv[++i]; // getopt_long also takes "--block FILE"
+    } else {
+      throw new LaunchError(`Option "${name}" needs a value: ${VALUE_HINT[name]}`);
+    }
+    if (value === "") throw new LaunchError(`Option "${name}" needs a value: ${VALUE_HINT[name]}`);
+
+    switch (name) {
+      case "--block":
+        opts.blocks.push(parseBlock(value));
+        break;
+      case "--initrd":
+        if (opts.initrdPath !== undefined) throw new LaunchError(`Option "--initrd" given twice`);
+        opts.initrdPath = value;
+        break;
+      case "--net":
+        opts.nets.push(parseNet(value));
+        break;
+      case "--firmware":
+        if (firmwarePath !== undefined) throw new LaunchError(`Option "--firmware" given twice`);
+        firmwarePath = value;
+        break;
+    }
+  }
+
+  if (firmwarePath !== undefined) {
+    if (opts.initrdPath !== undefined) {
+      throw new LaunchError(`Option "--initrd" needs a kernel: it cannot be used with --firmware`);
+    }
+    opts.memBytes = memText === undefined
+      ? DEFAULT_FIRMWARE_MEM_BYTES
+      : parseMemSize(memText, MIN_FIRMWARE_MEM_BYTES);
+    opts.boot = { kind: "firmware", path: firmwarePath };
+    return opts;
+  }
+  if (memText === undefined) {
+    throw new LaunchError(
+      `Missing <mem> and <kernel> arguments: usage: lguest [options] <mem> <kernel> [args...]`,
+    );
+  }
+  opts.memBytes = parseMemSize(memText, MIN_KERNEL_MEM_BYTES);
+  if (kernelPath === undefined) {
+    throw new LaunchError(`Missing <kernel> argument after memory size "${memText}"`);
+  }
+  for (const karg of kernelArgs) {
+    const kname = karg.split("=", 1)[0];
+    if (FLAGS.has(kname) || VALUED.has(kname) || kname in UNSUPPORTED) {
+      opts.warnings.push(
+        `"${karg}" comes after the kernel image, so it is passed to the kernel; put Launcher options before <mem>`,
+      );
+    }
+  }
+  opts.boot = { kind: "kernel", path: kernelPath, cmdline: kernelArgs.join(" ") };
+  return opts;
+}
+
+/**
+ * Parses `<mem>`: plain megabytes like lguest (`256`), or with a unit (`256m`, `512M`, `1g`). Checks
+ * the range [minBytes, 2 GiB].
+ */
+export function parseMemSize(text: string, minBytes = MIN_KERNEL_MEM_BYTES): number {
+  const m = /^([0-9]+)([mMgG]?)$/.exec(text);
+  if (!m) {
+    throw new LaunchError(`Invalid memory size "${text}": expected megabytes like 256, 256m or 1g`);
+  }
+  const unit = m[2].toLowerCase() === "g" ? 1024 * MiB : MiB;
+  const bytes = Number(m[1]) * unit;
+  if (bytes < minBytes) {
+    throw new LaunchError(`Memory size "${text}" is too small: at least ${minBytes / MiB}m is needed`);
+  }
+  if (bytes > MAX_MEM_BYTES) {
+    throw new LaunchError(`Memory size "${text}" is too large: at most 2g (2048m) is supported`);
+  }
+  return bytes;
+}
+
+function parseBlock(value: string): BlockOption {
+  // Only a trailing ",ro" is an option, so a file name may itself contain commas.
+  const readOnly = value.endsWith(",ro");
+  const path = readOnly ? value.slice(0, -3) : value;
+  if (path === "") throw new LaunchError(`Option "--block" needs a file name: --block=FILE[,ro]`);
+  return { path, readOnly };
+}
+
+function parseNet(value: string): NetOption {
+  const [target, ...extras] = value.split(",");
+  let mac: Uint8Array | undefined;
+  for (const extra of extras) {
+    if (extra.startsWith("mac=")) {
+      if (mac) throw new LaunchError(`Invalid network "${value}": mac= given twice`);
+      mac = parseMac(extra.slice(4));
+    } else {
+      throw new LaunchError(
+        `Invalid network option "${extra}" in "--net=${value}": only mac=XX:XX:XX:XX:XX:XX is known`,
+      );
+    }
+  }
+  const colon = target.indexOf(":");
+  const mode = colon === -1 ? target : target.slice(0, colon);
+  if (mode !== "listen" && mode !== "connect") {
+    throw new LaunchError(
+      `Invalid network "${value}": expected listen:[HOST:]PORT or connect:HOST:PORT`,
+    );
+  }
+  const { host, portText } = splitHostPort(colon === -1 ? "" : target.slice(colon + 1));
+  if (host === undefined && mode === "connect") {
+    throw new LaunchError(`Invalid network "${value}": connect needs a host, as in connect:HOST:PORT`);
+  }
+  if (host === "") throw new LaunchError(`Invalid network "${value}": empty host name`);
+  if (!/^[0-9]+$/.test(portText) || Number(portText) < 1 || Number(portText) > 65535) {
+    throw new LaunchError(
+      `Invalid port "${portText}" in "--net=${value}": expected a number from 1 to 65535`,
+    );
+  }
+  const net: NetOption = { mode, host: host ?? "127.0.0.1", port: Number(portText) };
+  if (mac) net.mac = mac;
+  return net;
+}
+
+/** Splits `HOST:PORT`, `[V6ADDR]:PORT` or a bare `PORT` (host undefined). */
+function splitHostPort(text: string): { host: string | undefined; portText: string } {
+  if (text.startsWith("[")) {
+    const close = text.indexOf("]:");
+    if (close === -1) return { host: "", portText: "" };
+    return { host: text.slice(1, close), portText: text.slice(close + 2) };
+  }
+  const colon = text.lastIndexOf(":");
+  if (colon === -1) return { host: undefined, portText: text };
+  return { host: text.slice(0, colon), portText: text.slice(colon + 1) };
+}
+
+/** Parses a unicast MAC address written as six colon-separated hex pairs. */
+export function parseMac(text: string): Uint8Array {
+  if (!/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/.test(text)) {
+    throw new LaunchError(`Invalid MAC address "${text}": expected six hex pairs like 52:54:00:12:34:56`);
+  }
+  const mac = Uint8Array.from(text.split(":"), (h) => parseInt(h, 16));
+  if (mac[0] & 1) {
+    throw new LaunchError(
+      `Invalid MAC address "${text}": a network card needs a unicast address (even first byte)`,
+    );
+  }
+  return mac;
+}

@@ -1,0 +1,156 @@
+/**
+ * virtio-console (virtio 1.x §5.3): a single port, receiveq 0 and transmitq 1, plus the
+ * emergency-write register (VIRTIO_CONSOLE_F_EMERG_WRITE) that early boot code can poke before any
+ * queue exists. Input that arrives while the driver has no receive buffers waits in a bounded
+ * host-side FIFO. Leaves out multiport (and with it the control queues) and console resizing.
+ */
+import { warn } from "../support/log.ts";
+import {
+  bit,
+  configBytesRead,
+  VIRTIO_DEVICE_TYPES,
+  type VirtioContext,
+  type VirtioDevice,
+} from "./virtio_device.ts";
+import { DescChain } from "./virtqueue.ts";
+
+// ---- Spec constants (§5.3) ----
+
+export const VIRTIO_CONSOLE_F_SIZE = 0;
+export const VIRTIO_CONSOLE_F_MULTIPORT = 1;
+export const VIRTIO_CONSOLE_F_EMERG_WRITE = 2;
+
+// struct virtio_console_config: cols, rows, max_nr_ports, emerg_wr.
+const CFG_EMERG_WR = 8;
+const CONFIG_SIZE = 12;
+
+const RECEIVEQ = 0;
+const TRANSMITQ = 1;
+const QUEUE_SIZE = 128;
+/** Host-side input held while the guest has no receive buffers; more is dropped. */
+export const CONSOLE_INPUT_LIMIT_BYTES = 64 << 10;
+
+// ---- Backend ----
+
+/** The terminal (or a test) behind the console. */
+export interface ConsoleBackend {
+  /** Guest output. `bytes` is a fresh copy the backend may keep. */
+  write(bytes: Uint8Array): void;
+  /** Registers the one receiver of guest input; the backend calls it from the event loop. */
+  onInput(cb: (bytes: Uint8Array) => void): void;
+}
+
+export interface ConsoleOptions {
+  name?: string;
+}
+
+// ---- Device ----
+
+/** A virtio console port: guest output to the backend, backend input to the guest. */
+export class ConsoleDevice implements VirtioDevice {
+  readonly deviceType = VIRTIO_DEVICE_TYPES.console.id;
+  readonly name: string;
+  readonly queueSizes = [QUEUE_SIZE, QUEUE_SIZE];
+  readonly features = bit(VIRTIO_CONSOLE_F_EMERG_WRITE);
+  readonly configSizeBytes = CONFIG_SIZE;
+  readonly #backend: ConsoleBackend;
+  readonly #config = new Uint8Array(CONFIG_SIZE);
+  /** Pending input: a ring would be tidier, but input is rare and small. */
+  #input: Uint8Array[] = [];
+  #inputBytes = 0;
+  #dropped = 0;
+  #chain: DescChain | null = null;
+  #ctx: VirtioContext | null = null;
+
+  constructor(backend: ConsoleBackend, options: ConsoleOptions = {}) {
+    this.#backend = backend;
+    this.name = options.name ?? "virtio-console";
+    backend.onInput((bytes) => this.#receive(bytes));
+  }
+
+  // ---- Configuration space ----
+
+  configRead(offset: number, size: number): number {
+    return configBytesRead(this.#config, offset, size); // emerg_wr reads as 0
+  }
+
+  configWrite(offset: number, _size: number, value: number): void {
+    // §5.3.4: a write to emerg_wr outputs one character, whatever the device state.
+    if (offset === CFG_EMERG_WR) this.#backend.write(Uint8Array.of(value & 0xFF));
+  }
+
+  // ---- Lifecycle ----
+
+  activate(ctx: VirtioContext): void {
+    this.#ctx = ctx;
+    this.#chain = new DescChain(ctx.mem, 4);
+  }
+
+  reset(): void {
+    this.#ctx = null;
+    // Typed-ahead input survives a driver reload, as it would in a terminal.
+  }
+
+  // ---- Queues ----
+
+  onQueueNotify(queueIndex: number): void {
+    if (queueIndex === TRANSMITQ) this.#transmit();
+    else if (queueIndex === RECEIVEQ) this.#deliver();
+  }
+
+  #transmit(): void {
+    const ctx = this.#ctx;
+    const chain = this.#chain;
+    if (ctx === null || chain === null || !ctx.live) return;
+    const queue = ctx.queues[TRANSMITQ];
+    while (queue.pop(chain)) {
+      const out = new Uint8Array(chain.readableBytes);
+      chain.readBytes(0, out);
+      if (out.length > 0) this.#backend.write(out);
+      queue.pushUsed(chain.head, 0);
+    }
+    ctx.usedBuffers(TRANSMITQ);
+  }
+
+  /** Moves pending input into receive buffers, as much as fits. */
+  #deliver(): void {
+    const ctx = this.#ctx;
+    const chain = this.#chain;
+    if (ctx === null || chain === null || !ctx.live || this.#inputBytes === 0) return;
+    const queue = ctx.queues[RECEIVEQ];
+    while (this.#inputBytes > 0 && queue.pop(chain)) {
+      let written = 0;
+      while (this.#input.length > 0 && written < chain.writableBytes) {
+        const head = this.#input[0];
+        const n = chain.writeBytes(written, head);
+        written += n;
+        this.#inputBytes -= n;
+        if (n === head.length) this.#input.shift();
+        else this.#input[0] = head.subarray(n);
+      }
+      queue.pushUsed(chain.head, written);
+    }
+    ctx.usedBuffers(RECEIVEQ);
+  }
+
+  // ---- Backend events ----
+
+  #receive(bytes: Uint8Array): void {
+    const room = CONSOLE_INPUT_LIMIT_BYTES - this.#inputBytes;
+    const take = Math.min(room, bytes.length);
+    if (take < bytes.length) {
+      if (this.#dropped === 0) warn(`${this.name}: input buffer full, dropping input`);
+      this.#dropped += bytes.length - take;
+    }
+    if (take === 0) return;
+    this.#input.push(bytes.slice(0, take));
+    this.#inputBytes += take;
+    const ctx = this.#ctx;
+    if (ctx === null) return;
+    try {
+      this.#deliver();
+    } catch (e) {
+      ctx.fail(e);
+    }
+  }
+}

@@ -1,0 +1,165 @@
+/** The console Backend with a fake stdin/stdout (the only fakes: the host's terminal). */
+import { assert, assertEquals } from "../assert.ts";
+import { Terminal, type TerminalInput, type TerminalOutput } from "../../lib/backends/terminal.ts";
+import { setLogSink } from "../../lib/support/log.ts";
+
+class FakeStdin implements TerminalInput {
+  rawCalls: boolean[] = [];
+  controller!: ReadableStreamDefaultController<Uint8Array>;
+  cancelled = false;
+  readonly readable: ReadableStream<Uint8Array>;
+  constructor(readonly tty: boolean) {
+    this.readable = new ReadableStream<Uint8Array>({
+      start: (controller) => {
+        this.controller = controller;
+      },
+      cancel: () => {
+        this.cancelled = true;
+      },
+    });
+  }
+  isTerminal(): boolean {
+    return this.tty;
+  }
+  setRaw(mode: boolean): void {
+    this.rawCalls.push(mode);
+  }
+  type(bytes: number[]): void {
+    this.controller.enqueue(new Uint8Array(bytes));
+  }
+}
+
+class FakeStdout implements TerminalOutput {
+  writes: string[] = [];
+  /** Accepts at most this many bytes per call, like a full pipe. */
+  constructor(readonly maxPerWrite = Infinity) {}
+  writeSync(bytes: Uint8Array): number {
+    const n = Math.min(bytes.length, this.maxPerWrite);
+    this.writes.push(new TextDecoder().decode(bytes.subarray(0, n)));
+    return n;
+  }
+}
+
+/** Lets the terminal's read loop take what was typed. */
+async function settle(): Promise<void> {
+  for (let i = 0; i < 10; i++) await new Promise((resolve) => setTimeout(resolve, 0));
+}
+
+function setup(tty: boolean, stdout: TerminalOutput = new FakeStdout()) {
+  const stdin = new FakeStdin(tty);
+  let nowMs = 0;
+  const received: number[] = [];
+  let quits = 0;
+  let eofs = 0;
+  const terminal = new Terminal({
+    onInput: (bytes) => received.push(...bytes),
+    onQuit: () => quits++,
+    onEof: () => eofs++,
+    stdin,
+    stdout,
+    nowMs: () => nowMs,
+  });
+  return {
+    terminal,
+    stdin,
+    stdout,
+    received,
+    quits: () => quits,
+    eofs: () => eofs,
+    setNow: (ms: number) => nowMs = ms,
+  };
+}
+
+Deno.test("Terminal puts a TTY in raw mode and restore() is idempotent", async () => {
+  const { terminal, stdin } = setup(true);
+  terminal.start();
+  assert(terminal.isRaw);
+  assertEquals(stdin.rawCalls, [true]);
+  terminal.restore();
+  terminal.restore();
+  assertEquals(stdin.rawCalls, [true, false]);
+  assert(!terminal.isRaw);
+  await terminal.inputDone;
+  assert(stdin.cancelled, "the pending read was cancelled, so Deno can exit");
+});
+
+Deno.test("Terminal leaves a non-TTY stdin alone and reports its end of file", async () => {
+  const { terminal, stdin, received, eofs } = setup(false);
+  terminal.start();
+  stdin.type([0x6C, 0x73, 0x0A]);
+  stdin.controller.close();
+  await terminal.inputDone;
+  assertEquals(stdin.rawCalls, []);
+  assertEquals(received, [0x6C, 0x73, 0x0A]);
+  assertEquals(eofs(), 1);
+  terminal.restore();
+  assertEquals(stdin.rawCalls, []);
+});
+
+Deno.test("Terminal quits on three ^C within a second, still passing them to the guest", async () => {
+  const { terminal, stdin, received, quits, setNow } = setup(true);
+  terminal.start();
+  setNow(1000);
+  stdin.type([0x03]);
+  await settle();
+  setNow(1400);
+  stdin.type([0x03]);
+  await settle();
+  assertEquals(quits(), 0);
+  setNow(1900);
+  stdin.type([0x03]);
+  await settle();
+  assertEquals(quits(), 1);
+  assertEquals(received, [0x03, 0x03, 0x03]);
+  terminal.restore();
+});
+
+Deno.test("Terminal does not quit on slow ^C or ^C broken by other input", async () => {
+  const { terminal, stdin, quits, setNow } = setup(true);
+  terminal.start();
+  for (const t of [0, 600, 1200]) {
+    setNow(t);
+    stdin.type([0x03]);
+    await settle();
+  }
+  assertEquals(quits(), 0, "1.2 s from first to third");
+  setNow(5000);
+  stdin.type([0x03, 0x03, 0x61, 0x03]);
+  await settle();
+  assertEquals(quits(), 0, "an 'a' in between resets the count");
+  terminal.restore();
+});
+
+Deno.test("Terminal writes output once per task and copes with short writes", async () => {
+  const stdout = new FakeStdout(5);
+  const { terminal } = setup(false, stdout);
+  const encoder = new TextEncoder();
+  terminal.write(encoder.encode("Hello, "));
+  terminal.write(encoder.encode("world\r\n"));
+  assertEquals(stdout.writes, []);
+  await Promise.resolve();
+  assertEquals(stdout.writes.join(""), "Hello, world\r\n");
+  assertEquals(stdout.writes.length, 3, "partial writes are continued");
+  terminal.restore();
+  terminal.write(encoder.encode("bye"));
+  assertEquals(stdout.writes.at(-1), "bye", "after restore output goes straight out");
+});
+
+Deno.test("Terminal survives a closed stdout", () => {
+  const { terminal } = setup(false, {
+    writeSync: () => {
+      throw new Deno.errors.BrokenPipe("Broken pipe (os error 32)");
+    },
+  });
+  const lines: string[] = [];
+  const old = setLogSink((line) => lines.push(line));
+  try {
+    terminal.write(new Uint8Array([0x41]));
+    terminal.flush();
+    terminal.write(new Uint8Array([0x42]));
+    terminal.flush();
+    assertEquals(lines, ["lguest: Cannot write to the console: Broken pipe (os error 32)"]);
+  } finally {
+    setLogSink(old);
+  }
+});
