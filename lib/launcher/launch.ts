@@ -12,6 +12,7 @@ import { BOOT_CS, BOOT_DS, BOOT_GDT_LIMIT, BOOT_GDT_PHYS_ADDR, writeBootGdt } fr
 import { writeBootParams } from "./boot_params.ts";
 import { checkFirmwareImage } from "./firmware_image.ts";
 import { loadKernelImage } from "./kernel_image.ts";
+import { attachVirtioDevices } from "./virtio_devices.ts";
 import { EBP, EBX, EDI, ESI, ST_GDT_BASE, ST_GDT_LIMIT } from "../x86/registers.ts";
 import type { LaunchOptions } from "./options.ts";
 
@@ -84,13 +85,24 @@ async function bootLinux(
         ? `, initrd ${info.initrdSizeBytes} bytes at 0x${info.initrdPhysAddr.toString(16)}`
         : ""),
   );
+  // Keyboard input goes to the console the kernel uses: the last console= wins, as in Linux.
+  const consoles = [...cmdline.matchAll(/(?:^|\s)console=(\S+)/g)].map((m) => m[1]);
+  const inputToHvc = consoles.length > 0 && consoles[consoles.length - 1].startsWith("hvc");
+  let hvcInput: ((bytes: Uint8Array) => void) | null = null;
   const terminal = new Terminal({
-    onInput: (bytes) => pc.uart.receive(bytes),
+    onInput: (bytes) => {
+      if (inputToHvc && hvcInput !== null) hvcInput(bytes);
+      else pc.uart.receive(bytes);
+    },
     onQuit: () => machine.stop("killed", "three Ctrl-C within a second"),
   });
   const pc: PcPlatform = new PcPlatform(machine, {
     serial: terminal,
     onReset: () => machine.stop("reboot", "the guest reset the machine"),
+  });
+  const devices = await attachVirtioDevices(machine, pc.pic, opts, {
+    write: (bytes) => terminal.write(bytes),
+    onInput: (cb) => hvcInput = cb,
   });
   terminal.start();
   try {
@@ -98,7 +110,9 @@ async function bootLinux(
   } finally {
     terminal.flush();
     terminal.restore();
+    await devices.close();
   }
+}
 }
 
 async function launchFirmware(opts: LaunchOptions, path: string): Promise<number> {

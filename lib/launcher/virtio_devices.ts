@@ -1,0 +1,88 @@
+/**
+ * Plugs lguest's devices into the Machine: the PCI host bridge, then one virtio-pci function per
+ * Device in lguest's order (console first, then each --block, each --net, then --rng), each with
+ * its own INTx line routed through the 8259s in level mode, as a PC BIOS programs PCI lines.
+ */
+import { FileDisk } from "../backends/file_disk.ts";
+import { HostEntropy } from "../backends/entropy.ts";
+import { SocketNet } from "../backends/socket_net.ts";
+import type { Machine } from "../machine/machine.ts";
+import type { IrqSink } from "../machine/irq.ts";
+import { PciHostBridge } from "../pci/pci_host_bridge.ts";
+import { LaunchError } from "../support/errors.ts";
+import { debug } from "../support/log.ts";
+import { BlockDevice } from "../virtio/block.ts";
+import { type ConsoleBackend, ConsoleDevice } from "../virtio/console.ts";
+import { NetDevice } from "../virtio/net.ts";
+import { RngDevice } from "../virtio/rng.ts";
+import type { VirtioDevice } from "../virtio/virtio_device.ts";
+import { VirtioPci } from "../virtio/virtio_pci.ts";
+import type { LaunchOptions } from "./options.ts";
+
+/** ISA lines free on our PC for PCI INTx, in the order devices get them (shared beyond eight). */
+const PCI_IRQ_LINES = [5, 9, 10, 11, 3, 7, 14, 15];
+
+/** The host resources opened for the Devices, to close when the Guest stops. */
+export interface AttachedDevices {
+  bridge: PciHostBridge;
+  close(): Promise<void>;
+}
+
+/** A stable default MAC per network device: QEMU's 52:54:00:12:34:56, counting up. */
+export function defaultMac(index: number): Uint8Array {
+  return new Uint8Array([0x52, 0x54, 0x00, 0x12, 0x34, 0x56 + index]);
+}
+
+export async function attachVirtioDevices(
+  machine: Machine,
+  irq: IrqSink,
+  opts: LaunchOptions,
+  console: ConsoleBackend,
+): Promise<AttachedDevices> {
+  const closers: (() => Promise<void>)[] = [];
+  const close = async () => {
+    for (const c of closers.reverse()) await c().catch(() => {});
+  };
+  const bridge = new PciHostBridge(machine.ports, machine.mmio, {
+    onResetRequest: () => machine.stop("reboot", "the guest reset the machine through port 0xCF9"),
+  });
+  let elcr = 0;
+  let n = 0;
+  const plug = (device: VirtioDevice, name: string) => {
+    const irqLine = PCI_IRQ_LINES[n++ % PCI_IRQ_LINES.length];
+    const t = new VirtioPci({
+      device,
+      mem: machine.mem,
+      mmio: machine.mmio,
+      irq,
+      irqLine,
+      name,
+      wake: () => machine.wake(),
+    });
+    bridge.attach(t.pci);
+    elcr |= 1 << irqLine;
+    debug(`${name} on IRQ ${irqLine}`);
+  };
+  try {
+    plug(new ConsoleDevice(console), "virtio-console");
+    for (const [i, b] of opts.blocks.entries()) {
+      const disk = await FileDisk.open(b.path, { readOnly: b.readOnly });
+      closers.push(() => disk.close());
+      plug(new BlockDevice(disk), `virtio-blk${i}`);
+    }
+    for (const [i, o] of opts.nets.entries()) {
+      const net = SocketNet.open({ mode: o.mode, hostname: o.host, port: o.port });
+      closers.push(() => net.close());
+      plug(new NetDevice(net, { mac: o.mac ?? defaultMac(i) }), `virtio-net${i}`);
+    }
+    if (opts.rng) plug(new RngDevice(new HostEntropy()), "virtio-rng");
+  } catch (e) {
+    await close();
+    if (e instanceof LaunchError) throw e;
+    throw new LaunchError(`Cannot set up devices: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  // Level-triggered PCI lines, as a BIOS leaves them in the ELCR (0x4D0/0x4D1).
+  machine.ports.write(0x4D0, 1, elcr & 0xFF);
+  machine.ports.write(0x4D1, 1, (elcr >> 8) & 0xFF);
+  return { bridge, close };
+}
