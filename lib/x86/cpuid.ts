@@ -64,8 +64,8 @@ export function cpuid(leaf: number, hasFpu: boolean, out: Int32Array): void {
     b = BRAND_DW[i + 1];
     c = BRAND_DW[i + 2];
     d = BRAND_DW[i + 3];
-  } else if (l > 1 && l < 0x80000000) {
-    // Intel: leaves above the maximum return the highest basic leaf's data.
+  } else if ((l > 1 && l < 0x80000000) || l > 0x80000004) {
+    // Intel: leaves above the basic or the extended maximum return the highest basic leaf's data.
     return cpuid(1, hasFpu, out);
   }
   out[0] = a;

@@ -19,7 +19,7 @@ import {
   SLOT_SCRATCH,
 } from "./decode_cache.ts";
 import { fault, faultCode, GP, UD } from "./fault.ts";
-import { fetch8, markCodePage } from "./mmu.ts";
+import { fetch8, markCodePage, translateExec } from "./mmu.ts";
 import {
   DECODE_ATTRS,
   FARPTR,
@@ -29,6 +29,7 @@ import {
   IMM8,
   IMM_GROUP3,
   IMMZ,
+  LOCKABLE,
   MOFFS,
   VALID,
 } from "./opcode_table.ts";
@@ -158,7 +159,14 @@ export function decode(cpu: Cpu, lin: number, map: Int32Array | null, code32: bo
     imm = op === 0xF6 ? next() : op16 ? next16() : next32();
   }
   // Opcodes the decoder knows but that have no valid form for this ModRM.reg raise #UD when run.
-  const id = (attrs & VALID) !== 0 ? op | (op16 ? 0x200 : 0) : OP_INVALID;
+  let id = (attrs & VALID) !== 0 ? op | (op16 ? 0x200 : 0) : OP_INVALID;
+  // LOCK is #UD unless the instruction is a lockable read-modify-write of memory.
+  if (
+    (pfx & PFX_LOCK) !== 0 &&
+    (modrm >= 0xC0 || (attrs & HAS_MODRM) === 0 || (LOCKABLE[op] & (1 << ((modrm >> 3) & 7))) === 0)
+  ) {
+    id = OP_INVALID;
+  }
 
   if (seg >= 0) pfx |= PFX_SEG;
   const ea = base | (index << EA_INDEX_SHIFT) | (scale << EA_SCALE_SHIFT) |
@@ -175,7 +183,13 @@ export function decode(cpu: Cpu, lin: number, map: Int32Array | null, code32: bo
   dc.disp[slot] = disp;
   dc.imm[slot] = imm;
   dc.imm2[slot] = imm2;
-  if (!crosses && map !== null) map[lin & 0xFFF] = slot;
+  if (!crosses && map !== null) {
+    map[lin & 0xFFF] = slot;
+    // A store to this page since the interpreter fetched its map cleared the page's code mark
+    // (invalidateCodePage) while the interpreter keeps decoding into the same map; mark it again
+    // so that later stores (no longer through a write-TLB entry) invalidate these slots too.
+    markCodePage(cpu, translateExec(cpu, lin) >>> 12);
+  }
   return slot;
 }
 

@@ -474,7 +474,8 @@ function parseRows(): OpcodeForm[] {
     };
     // A Z operand names a register in the opcode's low 3 bits: one row stands for eight opcodes.
     if (operands.some((o) => o[0] === "Z")) {
-      for (let r = 0; r < 8; r++) out.push({ ...form, opcode: opcode + r });
+      // (XCHG eAX,Zv starts at 0x91: 0x90 is NOP, so it covers 0x91-0x97 only.)
+      for (let r = opcode & 7; r < 8; r++) out.push({ ...form, opcode: opcode - (opcode & 7) + r });
     } else {
       out.push(form);
     }
@@ -529,6 +530,18 @@ function buildDecodeAttrs(): Uint16Array {
   for (const p of prefixes) a[p] = 0;
   return a;
 }
+
+/** Opcodes that accept LOCK with a memory destination (SDM "LOCK"); 0x100+ for 0F xx. */
+export const LOCKABLE = new Uint8Array(0x200);
+for (
+  const op of [0x00, 0x01, 0x08, 0x09, 0x10, 0x11, 0x18, 0x19, 0x20, 0x21, 0x28, 0x29, 0x30, 0x31, 0x86, 0x87]
+) LOCKABLE[op] = 0xFF;
+for (const op of [0x80, 0x81, 0x82, 0x83]) LOCKABLE[op] = 0x7F; // not /7 (CMP)
+for (const op of [0xF6, 0xF7]) LOCKABLE[op] = 0x0C; // NOT, NEG
+for (const op of [0xFE, 0xFF]) LOCKABLE[op] = 0x03; // INC, DEC
+for (const op of [0x1AB, 0x1B3, 0x1BB, 0x1B0, 0x1B1, 0x1C0, 0x1C1]) LOCKABLE[op] = 0xFF;
+LOCKABLE[0x1BA] = 0xE0; // BTS BTR BTC
+LOCKABLE[0x1C7] = 0x02; // CMPXCHG8B
 
 /** Per-opcode decode attributes (bit set of HAS_MODRM, IMM8, ...), index = opcode or 0x100 + 0F-opcode. */
 export const DECODE_ATTRS: Uint16Array = buildDecodeAttrs();

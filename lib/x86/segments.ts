@@ -48,8 +48,11 @@ function setAccessed(cpu: Cpu, sel: number): void {
   writeSys(cpu, (base + (sel & ~7) + 4) | 0, 4, DESC[1]);
 }
 
-/** Loads a segment register's cache from DESC. */
+/** Loads a segment register's cache from DESC (the descriptor of `sel`). */
 export function loadCache(cpu: Cpu, seg: number, sel: number): void {
+  // Any load of a code or data segment, CS and SS by far transfers and interrupts included,
+  // sets the descriptor's accessed bit (SDM Vol. 3A, 3.4.5.1). Not for LDTR/TR: system types.
+  if (seg <= GS && (DESC[1] & 0x1100) === 0x1000) setAccessed(cpu, sel);
   const lo = DESC[0], hi = DESC[1];
   cpu.segSel[seg] = sel;
   cpu.segBase[seg] = descBase(lo, hi);

@@ -2,8 +2,9 @@
  * Bit-level views of the formats the x87 moves between memory and its registers: binary32, binary64
  * and 80-bit double extended (SDM Vol 1 §4.2.2, §4.8.3). The FPU's registers are binary64 (see
  * fpu.ts), so extended values are rounded on the way in and exact on the way out. One shared scratch
- * buffer does all reinterpretation; nothing allocates. NaNs travel only through locals, arguments
- * and Float64Arrays: V8 canonicalises NaN payloads stored in object fields and plain arrays.
+ * buffer does all reinterpretation; nothing allocates. NaN payloads travel only as integer words:
+ * V8 canonicalises NaNs stored in object fields and plain arrays, and Maglev-compiled code quiets
+ * signaling NaNs stored into a Float64Array, so a NaN held as a JS number has lost its identity.
  */
 
 const scratch = new ArrayBuffer(8);
@@ -20,71 +21,48 @@ if (new Uint8Array(scratch)[0] !== 1) {
 /** The smallest positive normal binary64 value, 2^-1022. */
 export const MIN_NORMAL = 2.2250738585072014e-308;
 
-/** High 32 bits (sign, exponent, top 20 fraction bits) of `x`, as uint32. */
+/** Output of the conversions that can produce NaNs: [low word, high word] of a binary64. */
+export const doubleBitsOut = new Uint32Array(2);
+
+/** High 32 bits (sign, exponent, top 20 fraction bits) of `x`, as uint32. Not for NaNs (see above). */
 export function doubleHi(x: number): number {
   f64[0] = x;
   return u32[1];
 }
 
-/** Low 32 fraction bits of `x`, as uint32. */
+/** Low 32 fraction bits of `x`, as uint32. Not for NaNs. */
 export function doubleLo(x: number): number {
   f64[0] = x;
   return u32[0];
 }
 
-/** The binary64 value with the given high and low words (NaN payloads preserved). */
+/** The binary64 value with the given high and low words; a NaN's payload may not survive later stores. */
 export function doubleFromBits(hi: number, lo: number): number {
   u32[0] = lo;
   u32[1] = hi;
   return f64[0];
 }
 
-/** The x87 "real indefinite": the default QNaN, sign 1, fraction 1000...0. */
-export function indefinite(): number {
-  return doubleFromBits(0xFFF80000, 0);
+/** High word of the x87 "real indefinite", the default QNaN: sign 1, fraction 1000...0 (low word 0). */
+export const INDEFINITE_HI = 0xFFF80000;
+
+/** True when binary64 words encode a signaling NaN (quiet bit, fraction bit 51, clear). */
+export function isSignalingBits(hi: number, lo: number): boolean {
+  return (hi & 0x7FF80000) === 0x7FF00000 && ((hi & 0x0007FFFF) | lo) !== 0;
 }
 
-/** True when `x` is a signaling NaN (quiet bit, fraction bit 51, clear). */
-export function isSignaling(x: number): boolean {
-  return x !== x && (doubleHi(x) & 0x00080000) === 0;
-}
-
-/** `x` (a NaN) with its quiet bit set, payload and sign kept. */
-export function quieted(x: number): number {
-  f64[0] = x;
-  u32[1] |= 0x00080000;
-  return f64[0];
+/** True when NaN `a` (binary64 words) wins over NaN `b` by the x87 rule: larger significand, then positive. */
+export function largerNaNIsFirst(aHi: number, aLo: number, bHi: number, bLo: number): boolean {
+  const am = aHi & 0x0007FFFF, bm = bHi & 0x0007FFFF;
+  if (am !== bm) return am > bm;
+  if ((aLo >>> 0) !== (bLo >>> 0)) return (aLo >>> 0) > (bLo >>> 0);
+  return (aHi & 0x80000000) === 0 || (bHi & 0x80000000) !== 0;
 }
 
 /** True when the sign bit of `x` is set (also for -0 and negative NaNs). */
 export function signBit(x: number): boolean {
   f64[0] = x;
   return (u32[1] & 0x80000000) !== 0;
-}
-
-/** `x` with its sign bit flipped, by bits (arithmetic negation may not touch a NaN). */
-export function negated(x: number): number {
-  f64[0] = x;
-  u32[1] ^= 0x80000000;
-  return f64[0];
-}
-
-/** `x` with its sign bit cleared. */
-export function absolute(x: number): number {
-  f64[0] = x;
-  u32[1] &= 0x7FFFFFFF;
-  return f64[0];
-}
-
-/** The NaN with the larger significand (x87 rule, SDM Vol 1 Table 4-7); on a tie the positive one. */
-export function largerNaN(a: number, b: number): number {
-  f64[0] = a;
-  const ahi = u32[1] & 0x0007FFFF, alo = u32[0], aneg = (u32[1] & 0x80000000) !== 0;
-  f64[0] = b;
-  const bhi = u32[1] & 0x0007FFFF, blo = u32[0];
-  if (ahi !== bhi) return ahi > bhi ? a : b;
-  if (alo !== blo) return alo > blo ? a : b;
-  return aneg ? b : a;
 }
 
 /** 2^n as a binary64, for -1074 <= n <= 1023. */
@@ -148,14 +126,21 @@ function bumpMagnitude(up: boolean): void {
 
 // ---- binary32 -------------------------------------------------------------------------------
 
-/** The binary64 value of binary32 `bits`, exactly; NaNs keep payload and quietness. */
+/** The binary64 value of binary32 `bits`, exactly. Not for NaNs: use `float32NaNToDoubleBits`. */
 export function float32ToDouble(bits: number): number {
-  if ((bits & 0x7F800000) === 0x7F800000 && (bits & 0x007FFFFF) !== 0) {
-    // A Float32Array read would quiet an SNaN on the way to binary64; build the NaN by hand.
-    return doubleFromBits((bits & 0x80000000) | 0x7FF00000 | ((bits & 0x007FFFFF) >>> 3), (bits << 29) >>> 0);
-  }
   u32[0] = bits;
   return f32[0];
+}
+
+/** True when binary32 `bits` encode a NaN. */
+export function isFloat32NaN(bits: number): boolean {
+  return (bits & 0x7F800000) === 0x7F800000 && (bits & 0x007FFFFF) !== 0;
+}
+
+/** Widens a binary32 NaN into `doubleBitsOut`, keeping sign, payload and quietness. */
+export function float32NaNToDoubleBits(bits: number): void {
+  doubleBitsOut[1] = (bits & 0x80000000) | 0x7FF00000 | ((bits & 0x007FFFFF) >>> 3);
+  doubleBitsOut[0] = bits << 29;
 }
 
 /** True when binary32 `bits` encode a denormal (the x87 reports #D when loading one). */
@@ -163,14 +148,15 @@ export function isFloat32Denormal(bits: number): boolean {
   return (bits & 0x7F800000) === 0 && (bits & 0x007FFFFF) !== 0;
 }
 
-/** The binary32 encoding of `x`, which must already be a binary32 value or a NaN (payload truncated). */
+/** The binary32 encoding of `x`, which must already be a binary32 value (not a NaN). */
 export function float32Bits(x: number): number {
-  if (x !== x) {
-    f64[0] = x;
-    return ((u32[1] & 0x80000000) | 0x7F800000 | ((u32[1] & 0x000FFFFF) << 3) | (u32[0] >>> 29)) >>> 0;
-  }
   f32[0] = x;
   return u32[0];
+}
+
+/** The binary32 encoding of a binary64 NaN given by its words (payload truncated, quietness kept). */
+export function float32NaNBits(hi: number, lo: number): number {
+  return ((hi & 0x80000000) | 0x7F800000 | ((hi & 0x000FFFFF) << 3) | (lo >>> 29)) >>> 0;
 }
 
 /** The binary32 neighbour of binary32 value `x` one step away from zero (`away`) or toward it. */
@@ -194,10 +180,10 @@ export function isDoubleDenormalBits(hi: number, lo: number): boolean {
  */
 export const float80Out = new Uint32Array(3);
 
-/** Encodes binary64 `x` as double extended into `float80Out`; exact (subnormals normalise). */
-export function toFloat80(x: number): void {
-  f64[0] = x;
-  const hi = u32[1], lo = u32[0];
+/** Encodes the binary64 with words `hi`/`lo` as double extended into `float80Out`; exact (subnormals normalise). */
+export function toFloat80(hi: number, lo: number): void {
+  hi >>>= 0;
+  lo >>>= 0;
   const sign = (hi >>> 16) & 0x8000;
   const e = (hi >>> 20) & 0x7FF;
   const frac = hi & 0x000FFFFF;
@@ -236,33 +222,39 @@ export function toFloat80(x: number): void {
 }
 
 /**
- * True when a double-extended encoding is one the 387 and later reject as an operand: a pseudo-NaN,
- * pseudo-infinity or unnormal, i.e. integer bit clear with a non-zero exponent.
+ * Converts a double-extended value to the nearest binary64 (ties to even), as words in
+ * `doubleBitsOut`. Values beyond the binary64 range become infinities or zeros; NaN payloads keep
+ * their top 52 bits. Unsupported encodings (pseudo-NaN, pseudo-infinity, unnormal: integer bit
+ * clear, exponent non-zero), which the x87 loads silently but rejects as operands, become the real
+ * indefinite.
  */
-export function isFloat80Unsupported(mhi: number, se: number): boolean {
-  const e = se & 0x7FFF;
-  return e !== 0 && (mhi & 0x80000000) === 0;
-}
-
-/**
- * The binary64 nearest (ties to even) to a double-extended value. Values beyond the binary64 range
- * become infinities or zeros; NaN payloads keep their top 52 bits; unsupported encodings become the
- * real indefinite (check `isFloat80Unsupported` first to raise #IA).
- */
-export function fromFloat80(mlo: number, mhi: number, se: number): number {
+export function fromFloat80(mlo: number, mhi: number, se: number): void {
   mlo >>>= 0;
   mhi >>>= 0;
   const sign = se & 0x8000 ? 0x80000000 : 0;
   const e = se & 0x7FFF;
-  if (e !== 0 && (mhi & 0x80000000) === 0) return indefinite();
+  if (e !== 0 && (mhi & 0x80000000) === 0) {
+    doubleBitsOut[1] = INDEFINITE_HI;
+    doubleBitsOut[0] = 0;
+    return;
+  }
   if (e === 0x7FFF) {
     const fhi = mhi & 0x7FFFFFFF;
-    if ((fhi | mlo) === 0) return doubleFromBits(sign | 0x7FF00000, 0);
     let hi = sign | 0x7FF00000 | (fhi >>> 11);
     const lo = ((fhi << 21) | (mlo >>> 11)) >>> 0;
-    if (((hi & 0x000FFFFF) | lo) === 0) hi |= 1 << 18; // payload lost entirely: keep it a NaN
-    return doubleFromBits(hi, lo);
+    if ((fhi | mlo) !== 0 && ((hi & 0x000FFFFF) | lo) === 0) hi |= 1 << 18; // payload lost: keep a NaN
+    doubleBitsOut[1] = hi;
+    doubleBitsOut[0] = lo;
+    return;
   }
+  f64[0] = float80Value(mlo, mhi, e, sign !== 0);
+  doubleBitsOut[0] = u32[0];
+  doubleBitsOut[1] = u32[1];
+}
+
+/** The binary64 nearest to a finite double-extended value (exponent field `e` below 0x7FFF). */
+function float80Value(mlo: number, mhi: number, e: number, negative: boolean): number {
+  const sign = negative;
   if ((mhi | mlo) === 0) return sign ? -0 : 0;
   // Normalise (pseudo-denormals and denormals have a clear integer bit).
   let exp = e === 0 ? -16382 : e - 16383;

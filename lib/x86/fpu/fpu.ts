@@ -1,61 +1,31 @@
 /**
  * The x87 FPU (SDM Vol 1 ch. 8; Vol 2 pages for D8-DF): eight stack registers, control, status and
- * tag words, the last-instruction pointers, and the FSAVE/FSTENV and FXSAVE images. The CPU decodes
- * ModRM and the effective address and calls `execute`; everything else about the instruction is here.
- *
- * Registers are binary64, not 80-bit, which is where this differs from hardware:
- * - 53-bit significands: precision control "extended" (the FNINIT default) computes like "double";
- *   "double" is exact and "single" is exact for + - * / sqrt. Rounding control is honoured everywhere
- *   it matters (arithmetic, sqrt, FRNDINT, FIST, FBSTP, stores, FSCALE, constants).
- * - binary64 exponent range: results beyond it overflow or underflow at the operation (#O/#U are
- *   raised there instead of at a later store to m64), m80 loads beyond it become infinities or
- *   zeros, and m80/m64int/m80bcd values with more than 53 significant bits are rounded to nearest on
- *   load. Stores of every format are exact, as every binary64 is representable in them.
- * - Unmasked #O/#U with a register destination deliver the masked result (hardware would deliver
- *   the result with its exponent biased by 24576), still setting ES so #MF follows.
- * - Transcendentals use Math.* (about 1 ulp, with exact argument reduction where hardware uses a
- *   66-bit pi); their #P is set for every inexact-by-nature result and C1 is cleared.
- * - #D (denormal operand) comes only from m32fp/m64fp operands: a binary64 subnormal is a normal
- *   number in the 80-bit format, as it is after a hardware load.
- * FPREM/FPREM1 are exact, including the partial remainders (reduction by 2^(D-N), N = 32 + D mod 32,
- * as measured on Intel hardware). FISTTP (SSE3) and the 8087-only encodings raise #UD.
- *
- * Integration (the CPU's side of the contract):
- * - #NM (CR0.EM, CR0.TS) is the CPU's: check it before calling `execute`, `fxsave` or `fxrstor`.
- * - #MF: before each waiting instruction (`fpuInstructionWaits`, and FWAIT when TS is clear), if
- *   `checkPendingException()` the CPU raises #MF (CR0.NE = 1) or asserts IRQ 13 (CR0.NE = 0)
- *   instead of executing it. FXSAVE and FXRSTOR do not wait.
- * - `execute` returns FPU_DONE, FPU_INVALID_OPCODE (raise #UD; no state changed), FPU_WROTE_AX
- *   (FNSTSW AX: set AX = `statusWord()`) or FPU_WROTE_EFLAGS (FCOMI family: EFLAGS = (EFLAGS &
- *   ~FPU_EFLAGS_MASK) | `eflagsOut`). FCMOVcc reads `eflagsIn`, which the CPU sets before `execute`.
- * - Memory faults thrown by the FpuHost leave the FPU unchanged: every instruction reads and writes
- *   memory before it changes any FPU state. FXRSTOR alignment (#GP) is the CPU's.
+ * tag words, the last-instruction pointers, the FSAVE/FSTENV and FXSAVE images. The CPU decodes
+ * ModRM and the effective address and calls `Fpu.execute`. Registers are binary64, not 80-bit: the
+ * differences, and the CPU's side of the contract, are listed on the class.
  */
 
 import type { FpuHost } from "./fpu_host.ts";
 import {
-  absolute,
-  doubleFromBits,
-  doubleHi,
-  doubleLo,
+  doubleBitsOut,
   exponentOf,
   float32Bits,
+  float32NaNBits,
+  float32NaNToDoubleBits,
   float32Step,
   float32ToDouble,
   float80Out,
   fromFloat80,
-  indefinite,
+  INDEFINITE_HI,
   isDoubleDenormalBits,
   isFloat32Denormal,
-  isFloat80Unsupported,
-  isSignaling,
-  largerNaN,
+  isFloat32NaN,
+  isSignalingBits,
+  largerNaNIsFirst,
   MIN_NORMAL,
-  negated,
   nextDown,
   nextUp,
   pow2,
-  quieted,
   scaled,
   signBit,
   toFloat80,
@@ -120,6 +90,47 @@ export function fpuInstructionWaits(opcode: number, modrm: number): boolean {
   return !((op === 3 && modrm >= 0xE0 && modrm <= 0xE4) || (op === 7 && modrm === 0xE0));
 }
 
+/** Value slots beyond the eight registers: the memory operand, and a staged NaN result. */
+const MEM = 8, RES = 9;
+
+/**
+ * One x87 FPU, checked instruction by instruction against the host's x87 (tests/x86/fpu/).
+ *
+ * Where binary64 registers differ from the 80-bit hardware:
+ * - 53-bit significands: precision control "extended" (the FNINIT default) computes like "double";
+ *   "double" is exact, and "single" is exact for + - * / sqrt. Rounding control is honoured wherever
+ *   a result is rounded (arithmetic, FSQRT, FSCALE, FRNDINT, FIST, FBSTP, stores, constants).
+ * - binary64 exponent range: results beyond it overflow or underflow at the operation (#O/#U are
+ *   raised there, not at a later store to m64) and tininess is judged at 2^-1022. m80 loads beyond
+ *   the range become infinities or zeros; m80, m64int and m80bcd values with more than 53
+ *   significant bits, and the constants of FLDPI etc., are rounded silently on load (no #P).
+ *   Stores of every format are exact where the value fits the format, as on hardware.
+ * - Unmasked #O/#U with a register destination deliver the masked result where hardware would
+ *   deliver it with its exponent biased by 24576; ES is still set, so #MF follows.
+ * - Transcendentals use Math.* (about 1 ulp, exact argument reduction where hardware uses a 66-bit
+ *   pi); #P is set for every inexact-by-nature result and C1 is cleared. Out of their domain,
+ *   F2XM1 returns its operand (as AMD does) and FYL2XP1 below -1 raises #I.
+ * - #D (denormal operand) comes only from m32fp/m64fp operands: a binary64 subnormal is a normal
+ *   number in the 80-bit format, as after a hardware load. An unmasked #D does not stop FLD.
+ * - m80 loads of unsupported encodings (pseudo-NaN, pseudo-infinity, unnormal) give the indefinite
+ *   without #I; hardware keeps the encoding and raises #I when it is used.
+ * FPREM/FPREM1 are exact, partial remainders included (reduction by 2^(D-N), N = 32 + D mod 32, as
+ * on the host and in Bochs). FOP, FIP and FDP are recorded for every non-control instruction (no
+ * FOP/FDP deprecation). D9 D8+i is FSTPNCE (AMD: FSTP without the underflow check); the other
+ * undocumented aliases behave as their documented twins. FISTTP (SSE3) raises #UD.
+ *
+ * The CPU's side of the contract:
+ * - #NM (CR0.EM, CR0.TS) is the CPU's: check it before `execute`, `fxsave` and `fxrstor`.
+ * - #MF: before each waiting instruction (`fpuInstructionWaits(opcode, modrm)`, and FWAIT), if
+ *   `checkPendingException()` the CPU raises #MF (CR0.NE = 1) or asserts IRQ 13 (CR0.NE = 0)
+ *   instead of executing it. FXSAVE and FXRSTOR do not wait.
+ * - `execute` returns FPU_DONE; FPU_INVALID_OPCODE (raise #UD; nothing changed); FPU_WROTE_AX
+ *   (FNSTSW AX: AX = `statusWord()`); or FPU_WROTE_EFLAGS (FCOMI family: EFLAGS = (EFLAGS &
+ *   ~FPU_EFLAGS_MASK) | `eflagsOut`). FCMOVcc reads `eflagsIn`, which the CPU sets before `execute`.
+ * - A fault thrown by the FpuHost leaves the FPU unchanged: every instruction does all its memory
+ *   accesses before it changes FPU state. FXRSTOR's alignment check (#GP) and MXCSR's reserved bits
+ *   are the CPU's; `realModeFormat` selects the real-mode FSTENV/FSAVE layouts.
+ */
 export class Fpu {
   /** EFLAGS as the CPU had it before `execute`; read by FCMOVcc (CF, PF, ZF). */
   eflagsIn = 0;
@@ -131,12 +142,18 @@ export class Fpu {
   realModeFormat = false;
 
   readonly #host: FpuHost;
-  /** Physical registers R0-R7; ST(i) is R((top + i) & 7). */
-  readonly #st = new Float64Array(8);
+  /**
+   * Value slots: 0-7 the physical registers R0-R7 (ST(i) is R((top + i) & 7)), MEM the current
+   * memory operand, RES a NaN result being staged. `#w` aliases them as [low, high] words. NaNs are
+   * only ever written through `#w` (see float_bits.ts): a NaN handed to #set/#push as a number is a
+   * placeholder for the words staged in RES.
+   */
+  readonly #f = new Float64Array(10);
+  readonly #w = new Uint32Array(this.#f.buffer);
   /** 1 where the physical register's tag is "empty". Other tags are derived from the value. */
   readonly #empty = new Uint8Array(8);
   /** Scratch for FRSTOR/FXRSTOR, which must read everything before changing anything. */
-  readonly #loadRegs = new Float64Array(8);
+  readonly #loadWords = new Uint32Array(16);
   readonly #loadEnv = new Int32Array(8);
   #top = 0;
   #cw = 0x037F;
@@ -185,13 +202,19 @@ export class Fpu {
   /** The full tag word (2 bits per physical register: valid, zero, special, empty), as FSTENV stores it. */
   tagWord(): number {
     let tw = 0;
-    for (let i = 0; i < 8; i++) tw |= this.#tagOf(i) << (2 * i);
+    for (let p = 0; p < 8; p++) tw |= this.#tagOf(p) << (2 * p);
     return tw;
   }
 
-  /** ST(i)'s value (meaningless when empty). */
+  /** ST(i)'s value (meaningless when empty; a NaN's payload is not preserved through a number). */
   st(i: number): number {
-    return this.#st[(this.#top + i) & 7];
+    return this.#f[(this.#top + i) & 7];
+  }
+
+  /** ST(i) as binary64 words [high, low], NaN payloads included (allocates: for tests and debuggers). */
+  stBits(i: number): [number, number] {
+    const p = (this.#top + i) & 7;
+    return [this.#w[2 * p + 1], this.#w[2 * p]];
   }
 
   /** True when ST(i) is tagged empty. */
@@ -257,42 +280,47 @@ export class Fpu {
   // ---- dispatch ------------------------------------------------------------------------------
 
   #memoryForm(op: number, reg: number, addr: number, opsize16: boolean): number {
+    const h = this.#host;
     switch (op) {
       case 0: // D8: m32fp arithmetic
-        this.#arithMemory(reg, this.#readF32(addr));
+        this.#readF32(addr);
+        this.#arithMemory(reg);
         return FPU_DONE;
       case 1:
         switch (reg) {
           case 0:
-            this.#fldF32(addr);
+            this.#readF32(addr);
+            this.#fldMemory();
             return FPU_DONE;
           case 2:
           case 3:
             this.#fstF32(addr, reg === 3);
             return FPU_DONE;
           case 4:
-            this.#fldenv(addr, opsize16);
+            this.#readEnv(addr, opsize16);
+            this.#commitEnv();
             return FPU_DONE;
           case 5:
-            this.#setControlWord(this.#host.readU16(addr));
+            this.#setControlWord(h.readU16(addr));
             return FPU_DONE;
           case 6:
             this.#fnstenv(addr, opsize16);
             this.#cw |= EXCEPTION_FLAGS; // FNSTENV masks all exceptions after storing
             return FPU_DONE;
           case 7:
-            this.#host.writeU16(addr, this.#cw);
+            h.writeU16(addr, this.#cw);
             return FPU_DONE;
           default:
             return FPU_INVALID_OPCODE;
         }
       case 2: // DA: m32int arithmetic
-        this.#arithMemory(reg, this.#host.readU32(addr) | 0);
+        this.#f[MEM] = h.readU32(addr) | 0;
+        this.#arithMemory(reg);
         return FPU_DONE;
       case 3:
         switch (reg) {
           case 0:
-            this.#fldInteger(this.#host.readU32(addr) | 0);
+            this.#fldInteger(h.readU32(addr) | 0);
             return FPU_DONE;
           case 2:
           case 3:
@@ -308,12 +336,14 @@ export class Fpu {
             return FPU_INVALID_OPCODE;
         }
       case 4: // DC: m64fp arithmetic
-        this.#arithMemory(reg, this.#readF64(addr));
+        this.#readF64(addr);
+        this.#arithMemory(reg);
         return FPU_DONE;
       case 5:
         switch (reg) {
           case 0:
-            this.#fldF64(addr);
+            this.#readF64(addr);
+            this.#fldMemory();
             return FPU_DONE;
           case 2:
           case 3:
@@ -328,18 +358,19 @@ export class Fpu {
             this.reset();
             return FPU_DONE;
           case 7:
-            this.#host.writeU16(addr, this.statusWord());
+            h.writeU16(addr, this.statusWord());
             return FPU_DONE;
           default: // 1: FISTTP (SSE3); 5: reserved
             return FPU_INVALID_OPCODE;
         }
       case 6: // DE: m16int arithmetic
-        this.#arithMemory(reg, (this.#host.readU16(addr) << 16) >> 16);
+        this.#f[MEM] = (h.readU16(addr) << 16) >> 16;
+        this.#arithMemory(reg);
         return FPU_DONE;
       default:
         switch (reg) {
           case 0:
-            this.#fldInteger((this.#host.readU16(addr) << 16) >> 16);
+            this.#fldInteger((h.readU16(addr) << 16) >> 16);
             return FPU_DONE;
           case 2:
           case 3:
@@ -349,8 +380,8 @@ export class Fpu {
             this.#fbld(addr);
             return FPU_DONE;
           case 5: {
-            const lo = this.#host.readU32(addr) >>> 0;
-            const hi = this.#host.readU32(addr + 4) | 0;
+            const lo = h.readU32(addr) >>> 0;
+            const hi = h.readU32(addr + 4) | 0;
             this.#fldInteger(hi * 4294967296 + lo); // one rounding: correct to nearest
             return FPU_DONE;
           }
@@ -474,17 +505,23 @@ export class Fpu {
         return FPU_DONE;
       case 2:
         return modrm === 0xD0 ? FPU_DONE : FPU_INVALID_OPCODE; // FNOP
-      case 3: // FSTP1 alias
-        this.#fstSt(i, true);
+      case 3: { // FSTPNCE: FSTP without the stack-underflow check; an empty ST(0) stays empty
+        const p0 = this.#top, pi = (this.#top + i) & 7;
+        const empty = this.#empty[p0];
+        this.#copy(pi, p0);
+        this.#empty[pi] = empty;
+        this.#pop();
+        this.#setCc(C1, 0);
         return FPU_DONE;
+      }
     }
     switch (modrm) {
-      case 0xE0: // FCHS
-        if (!this.#underflowSt0()) this.#set(0, negated(this.#get(0)));
+      case 0xE0: // FCHS: the sign bit, whatever the value
+        if (!this.#underflowSt0()) this.#w[2 * this.#top + 1] ^= 0x80000000;
         this.#setCc(C1, 0);
         return FPU_DONE;
       case 0xE1: // FABS
-        if (!this.#underflowSt0()) this.#set(0, absolute(this.#get(0)));
+        if (!this.#underflowSt0()) this.#w[2 * this.#top + 1] &= 0x7FFFFFFF;
         this.#setCc(C1, 0);
         return FPU_DONE;
       case 0xE4:
@@ -557,15 +594,25 @@ export class Fpu {
     }
   }
 
-  // ---- stack, tags, exceptions ----------------------------------------------------------------
+  // ---- stack, tags, NaN words, exceptions -----------------------------------------------------
 
-  #get(i: number): number {
-    return this.#st[(this.#top + i) & 7];
+  /** The slot (physical register) of ST(i). */
+  #slot(i: number): number {
+    return (this.#top + i) & 7;
   }
 
+  #get(i: number): number {
+    return this.#f[(this.#top + i) & 7];
+  }
+
+  /** ST(i) = v; a NaN `v` stands for the words staged in RES. */
   #set(i: number, v: number): void {
     const p = (this.#top + i) & 7;
-    this.#st[p] = v;
+    if (v === v) this.#f[p] = v;
+    else {
+      this.#w[2 * p] = this.#w[2 * RES];
+      this.#w[2 * p + 1] = this.#w[2 * RES + 1];
+    }
     this.#empty[p] = 0;
   }
 
@@ -573,11 +620,10 @@ export class Fpu {
     return this.#empty[(this.#top + i) & 7] !== 0;
   }
 
+  /** Pushes v (a NaN stands for the words staged in RES). */
   #push(v: number): void {
-    const p = (this.#top - 1) & 7;
-    this.#top = p;
-    this.#st[p] = v;
-    this.#empty[p] = 0;
+    this.#top = (this.#top - 1) & 7;
+    this.#set(0, v);
   }
 
   #pop(): void {
@@ -585,10 +631,33 @@ export class Fpu {
     this.#top = (this.#top + 1) & 7;
   }
 
+  /** Copies slot `src` into slot `dst` by words (NaN payloads intact); `dst` becomes non-empty. */
+  #copy(dst: number, src: number): void {
+    this.#w[2 * dst] = this.#w[2 * src];
+    this.#w[2 * dst + 1] = this.#w[2 * src + 1];
+    if (dst < 8) this.#empty[dst] = 0;
+  }
+
+  /** Stages NaN words in RES and returns a NaN placeholder for #set/#push. */
+  #stageNaN(hi: number, lo: number): number {
+    this.#w[2 * RES] = lo;
+    this.#w[2 * RES + 1] = hi;
+    return NaN;
+  }
+
+  /** The real indefinite (default QNaN), staged. */
+  #indefinite(): number {
+    return this.#stageNaN(INDEFINITE_HI, 0);
+  }
+
+  #isSignaling(s: number): boolean {
+    return isSignalingBits(this.#w[2 * s + 1], this.#w[2 * s]);
+  }
+
   /** The 2-bit tag of physical register p: 0 valid, 1 zero, 2 special (NaN, infinity), 3 empty. */
   #tagOf(p: number): number {
     if (this.#empty[p]) return 3;
-    const v = this.#st[p];
+    const v = this.#f[p];
     if (v === 0) return 1;
     return v - v === 0 ? 0 : 2; // NaN and infinities fail x - x === 0
   }
@@ -614,11 +683,6 @@ export class Fpu {
     return (this.#exc & ~this.#cw & (IE | ZE | DE)) !== 0;
   }
 
-  /** As #blocked, for memory destinations, where unmasked #O and #U also suppress the store. */
-  #storeBlocked(): boolean {
-    return (this.#exc & ~this.#cw & (IE | ZE | DE | OE | UE)) !== 0;
-  }
-
   #stackUnderflow(): void {
     this.#exc |= IE | SF;
     this.#setCc(C1, 0);
@@ -633,7 +697,7 @@ export class Fpu {
   #underflowSt0(): boolean {
     if (!this.#isEmpty(0)) return false;
     this.#stackUnderflow();
-    if (this.#masked(IE)) this.#set(0, indefinite());
+    if (this.#masked(IE)) this.#set(0, this.#indefinite());
     return true;
   }
 
@@ -641,25 +705,29 @@ export class Fpu {
   #canPush(): boolean {
     if (this.#empty[(this.#top - 1) & 7]) return true;
     this.#stackOverflow();
-    if (this.#masked(IE)) this.#push(indefinite());
+    if (this.#masked(IE)) this.#push(this.#indefinite());
     return false;
   }
 
-  /** Result for operands of which at least one is a NaN (SDM Vol 1 Table 4-7); #I for an SNaN. */
-  #nanResult(a: number, b: number): number {
+  /**
+   * The result when the operands in slots sa and sb include a NaN (SDM Vol 1 Table 4-7: a QNaN
+   * beats an SNaN, else the larger significand), quieted and staged; #I for an SNaN.
+   */
+  #nanResult(sa: number, sb: number): number {
+    const w = this.#w;
+    const a = this.#f[sa], b = this.#f[sb];
+    const aHi = w[2 * sa + 1], aLo = w[2 * sa], bHi = w[2 * sb + 1], bLo = w[2 * sb];
     const aNaN = a !== a, bNaN = b !== b;
-    const aSignaling = aNaN && isSignaling(a), bSignaling = bNaN && isSignaling(b);
+    const aSignaling = aNaN && isSignalingBits(aHi, aLo), bSignaling = bNaN && isSignalingBits(bHi, bLo);
     if (aSignaling || bSignaling) this.#exc |= IE;
-    if (aNaN && bNaN) {
-      if (aSignaling === bSignaling) return quieted(largerNaN(a, b));
-      return quieted(aSignaling ? b : a);
-    }
-    return quieted(aNaN ? a : b);
+    let first = aNaN;
+    if (aNaN && bNaN) first = aSignaling === bSignaling ? largerNaNIsFirst(aHi, aLo, bHi, bLo) : bSignaling;
+    return first ? this.#stageNaN(aHi | 0x00080000, aLo) : this.#stageNaN(bHi | 0x00080000, bLo);
   }
 
   #invalid(): number {
     this.#exc |= IE;
-    return indefinite();
+    return this.#indefinite();
   }
 
   // ---- rounding ------------------------------------------------------------------------------
@@ -713,6 +781,7 @@ export class Fpu {
   /** An approximate (transcendental) result: #P, plus #O/#U by range; C1 cleared. */
   #approximate(r: number): number {
     this.#setCc(C1, 0);
+    if (r !== r) return this.#invalid(); // outside the function's domain
     if (r === Infinity || r === -Infinity) return this.#overflow(r > 0, (this.#cw >>> 10) & 3);
     this.#exc |= PE;
     if (r !== 0 && (r < 0 ? -r : r) < MIN_NORMAL) this.#exc |= UE;
@@ -722,18 +791,20 @@ export class Fpu {
   // ---- arithmetic ----------------------------------------------------------------------------
 
   /**
-   * a op b for the ModRM reg-field operations: 0 add, 1 mul, 4 a - b, 5 b - a, 6 a / b, 7 b / a.
-   * Raises exceptions into #exc; the caller checks #blocked before writing the result.
+   * a op b for the values in slots sa and sb and the ModRM reg-field operations: 0 add, 1 mul,
+   * 4 a - b, 5 b - a, 6 a / b, 7 b / a. Raises exceptions into #exc; callers check #blocked
+   * before writing the result.
    */
-  #arith(op: number, a: number, b: number): number {
+  #arith(op: number, sa: number, sb: number): number {
     this.#setCc(C1, 0);
     if (op === 5 || op === 7) {
-      const t = a;
-      a = b;
-      b = t;
+      const t = sa;
+      sa = sb;
+      sb = t;
       op--;
     }
-    if (a !== a || b !== b) return this.#nanResult(a, b);
+    const a = this.#f[sa], b = this.#f[sb];
+    if (a !== a || b !== b) return this.#nanResult(sa, sb);
     switch (op) {
       case 0:
         return this.#add(a, b);
@@ -781,8 +852,7 @@ export class Fpu {
     const aInf = a === Infinity || a === -Infinity, bInf = b === Infinity || b === -Infinity;
     if ((aInf && bInf) || (a === 0 && b === 0)) return this.#invalid();
     if (b === 0) {
-      this.#exc |= ZE;
-      if (this.#memDenormal) this.#exc |= DE;
+      if (!aInf) this.#exc |= ZE; // infinity / 0 is an exact infinity; #Z outranks #D
       return a / b;
     }
     if (this.#denormalStops()) return 0;
@@ -792,16 +862,16 @@ export class Fpu {
     return this.#finish(q, divErrorSign(a, b, q), true);
   }
 
-  /** D8/DA/DC/DE memory forms: ST(0) = ST(0) op operand, or FCOM/FCOMP (FICOM/FICOMP). */
-  #arithMemory(reg: number, v: number): void {
+  /** D8/DA/DC/DE memory forms: ST(0) = ST(0) op MEM, or FCOM/FCOMP (FICOM/FICOMP). */
+  #arithMemory(reg: number): void {
     if (reg === 2 || reg === 3) {
-      const rel = this.#relate(this.#get(0), this.#isEmpty(0), v, false, false);
+      const rel = this.#relate(this.#top, this.#isEmpty(0), MEM, false, false);
       this.#setCc(CC_ALL, CC_OF_RELATION[rel]);
       if (reg === 3 && !this.#blocked()) this.#pop();
       return;
     }
     if (this.#underflowSt0()) return;
-    const r = this.#arith(reg, this.#get(0), v);
+    const r = this.#arith(reg, this.#top, MEM);
     if (!this.#blocked()) this.#set(0, r);
   }
 
@@ -811,12 +881,12 @@ export class Fpu {
     if (this.#isEmpty(0) || this.#isEmpty(i)) {
       this.#stackUnderflow();
       if (this.#masked(IE)) {
-        this.#set(dest, indefinite());
+        this.#set(dest, this.#indefinite());
         if (pop) this.#pop();
       }
       return;
     }
-    const r = this.#arith(op, this.#get(dest), this.#get(toSti ? 0 : i));
+    const r = this.#arith(op, this.#slot(dest), this.#slot(toSti ? 0 : i));
     if (this.#blocked()) return;
     this.#set(dest, r);
     if (pop) this.#pop();
@@ -824,15 +894,19 @@ export class Fpu {
 
   // ---- comparisons ---------------------------------------------------------------------------
 
-  /** Compares a with b: GREATER, LESS, EQUAL or UNORDERED; #I for empty operands, SNaNs and (unless `quiet`) QNaNs. */
-  #relate(a: number, aEmpty: boolean, b: number, bEmpty: boolean, quiet: boolean): number {
+  /**
+   * Compares the values in slots sa and sb: GREATER, LESS, EQUAL or UNORDERED; #I for an empty
+   * operand, an SNaN, or (unless `quiet`) a QNaN; #D for a denormal memory operand.
+   */
+  #relate(sa: number, aEmpty: boolean, sb: number, bEmpty: boolean, quiet: boolean): number {
     this.#setCc(C1, 0);
     if (aEmpty || bEmpty) {
       this.#stackUnderflow();
       return UNORDERED;
     }
+    const a = this.#f[sa], b = this.#f[sb];
     if (a !== a || b !== b) {
-      if (!quiet || isSignaling(a) || isSignaling(b)) this.#exc |= IE;
+      if (!quiet || (a !== a && this.#isSignaling(sa)) || (b !== b && this.#isSignaling(sb))) this.#exc |= IE;
       return UNORDERED;
     }
     if (this.#memDenormal) this.#exc |= DE;
@@ -841,31 +915,33 @@ export class Fpu {
 
   /** FCOM/FCOMP/FCOMPP/FUCOM* on ST(0) and ST(i), popping `pops` times unless an unmasked #I/#D stops it. */
   #fcomSt(i: number, quiet: boolean, pops: number): void {
-    const rel = this.#relate(this.#get(0), this.#isEmpty(0), this.#get(i), this.#isEmpty(i), quiet);
+    const rel = this.#relate(this.#top, this.#isEmpty(0), this.#slot(i), this.#isEmpty(i), quiet);
     this.#setCc(CC_ALL & ~C1, CC_OF_RELATION[rel]);
     if (this.#blocked()) return;
     for (let n = 0; n < pops; n++) this.#pop();
   }
 
+  /** FCOMI/FUCOMI(P): EFLAGS are written even when an unmasked #I stops the pop (as on the host). */
   #fcomi(i: number, quiet: boolean, pop: boolean): number {
-    const rel = this.#relate(this.#get(0), this.#isEmpty(0), this.#get(i), this.#isEmpty(i), quiet);
-    if (this.#blocked()) return FPU_DONE;
+    const rel = this.#relate(this.#top, this.#isEmpty(0), this.#slot(i), this.#isEmpty(i), quiet);
     this.eflagsOut = EFLAGS_OF_RELATION[rel];
-    if (pop) this.#pop();
+    if (pop && !this.#blocked()) this.#pop();
     return FPU_WROTE_EFLAGS;
   }
 
   #ftst(): void {
-    const rel = this.#relate(this.#get(0), this.#isEmpty(0), 0, false, false);
+    this.#f[MEM] = 0;
+    const rel = this.#relate(this.#top, this.#isEmpty(0), MEM, false, false);
     this.#setCc(CC_ALL & ~C1, CC_OF_RELATION[rel]);
   }
 
   /** FXAM: C3 C2 C0 classify ST(0) (SDM FXAM table), C1 = its sign. */
   #fxam(): void {
-    const v = this.#get(0);
-    const sign = signBit(v) ? C1 : 0;
+    const p = this.#top;
+    const v = this.#f[p];
+    const sign = (this.#w[2 * p + 1] & 0x80000000) !== 0 ? C1 : 0;
     let cls: number;
-    if (this.#isEmpty(0)) cls = C3 | C0;
+    if (this.#empty[p]) cls = C3 | C0;
     else if (v !== v) cls = C0;
     else if (v === Infinity || v === -Infinity) cls = C2 | C0;
     else if (v === 0) cls = C3;
@@ -892,65 +968,67 @@ export class Fpu {
     this.#setCc(C1, 0);
     if (this.#isEmpty(0) || this.#isEmpty(i)) {
       this.#stackUnderflow();
-      if (this.#masked(IE)) this.#set(0, indefinite());
+      if (this.#masked(IE)) this.#set(0, this.#indefinite());
       return;
     }
-    if (cond !== negate) this.#set(0, this.#get(i));
+    if (cond !== negate) this.#copy(this.#top, this.#slot(i));
   }
 
   // ---- loads ---------------------------------------------------------------------------------
 
-  /** Reads an m32fp operand; notes a denormal for #D. */
-  #readF32(addr: number): number {
+  /** Reads an m32fp operand into MEM (widened exactly); notes a denormal for #D. */
+  #readF32(addr: number): void {
     const bits = this.#host.readU32(addr);
     this.#memDenormal = isFloat32Denormal(bits);
-    return float32ToDouble(bits);
+    if (isFloat32NaN(bits)) {
+      float32NaNToDoubleBits(bits);
+      this.#w[2 * MEM] = doubleBitsOut[0];
+      this.#w[2 * MEM + 1] = doubleBitsOut[1];
+    } else {
+      this.#f[MEM] = float32ToDouble(bits);
+    }
   }
 
-  /** Reads an m64fp operand; notes a denormal for #D. */
-  #readF64(addr: number): number {
+  /** Reads an m64fp operand into MEM; notes a denormal for #D. */
+  #readF64(addr: number): void {
     const lo = this.#host.readU32(addr);
     const hi = this.#host.readU32(addr + 4);
     this.#memDenormal = isDoubleDenormalBits(hi, lo);
-    return doubleFromBits(hi, lo);
+    this.#w[2 * MEM] = lo;
+    this.#w[2 * MEM + 1] = hi;
   }
 
-  /** Pushes a value converted from m32fp/m64fp: overflow first, then #I for an SNaN, then #D. */
-  #fldConverted(v: number): void {
+  /**
+   * FLD m32fp/m64fp of the value in MEM: overflow first, then #I for an SNaN (quieted), then #D
+   * (which, even unmasked, does not stop the load: the host x87 loads the denormal too).
+   */
+  #fldMemory(): void {
     this.#setCc(C1, 0);
     if (!this.#canPush()) return;
+    const v = this.#f[MEM];
     if (v !== v) {
-      if (isSignaling(v)) {
+      if (this.#isSignaling(MEM)) {
         this.#exc |= IE;
         if (!this.#masked(IE)) return;
-        v = quieted(v);
       }
-    } else if (this.#denormalStops()) {
+      this.#push(this.#stageNaN(this.#w[2 * MEM + 1] | 0x00080000, this.#w[2 * MEM]));
       return;
     }
+    if (this.#memDenormal) this.#exc |= DE;
     this.#push(v);
   }
 
-  #fldF32(addr: number): void {
-    this.#fldConverted(this.#readF32(addr));
-  }
-
-  #fldF64(addr: number): void {
-    this.#fldConverted(this.#readF64(addr));
-  }
-
+  /** FLD m80fp: no #I for SNaNs (no conversion in hardware); unsupported encodings load as the indefinite. */
   #fldF80(addr: number): void {
     const lo = this.#host.readU32(addr);
     const hi = this.#host.readU32(addr + 4);
     const se = this.#host.readU16(addr + 8);
     this.#setCc(C1, 0);
     if (!this.#canPush()) return;
-    if (isFloat80Unsupported(hi, se)) {
-      this.#exc |= IE;
-      if (this.#masked(IE)) this.#push(indefinite());
-      return;
-    }
-    this.#push(fromFloat80(lo, hi, se)); // no #I for an SNaN: no conversion in hardware
+    fromFloat80(lo, hi, se);
+    this.#w[2 * RES] = doubleBitsOut[0];
+    this.#w[2 * RES + 1] = doubleBitsOut[1];
+    this.#push(this.#f[RES]); // a NaN stands for the words just staged
   }
 
   #fldInteger(v: number): void {
@@ -967,16 +1045,17 @@ export class Fpu {
   }
 
   #fldSt(i: number): void {
-    const srcEmpty = this.#isEmpty(i);
-    const v = this.#get(i);
+    const src = this.#slot(i);
+    const srcEmpty = this.#empty[src] !== 0;
     this.#setCc(C1, 0);
     if (!this.#canPush()) return;
     if (srcEmpty) {
       this.#stackUnderflow();
-      if (this.#masked(IE)) this.#push(indefinite());
+      if (this.#masked(IE)) this.#push(this.#indefinite());
       return;
     }
-    this.#push(v);
+    this.#top = (this.#top - 1) & 7;
+    this.#copy(this.#top, src);
   }
 
   #fldConstant(index: number): void {
@@ -990,19 +1069,29 @@ export class Fpu {
 
   // ---- stores --------------------------------------------------------------------------------
 
+  /** A memory store must not happen: unmasked #I, or unmasked #O/#U (which then report without #P). */
+  #storeBlocked(): boolean {
+    if ((this.#exc & ~this.#cw & IE) !== 0) return true;
+    if ((this.#exc & ~this.#cw & (OE | UE)) === 0) return false;
+    this.#exc &= ~PE;
+    this.#setCc(C1, 0);
+    return true;
+  }
+
   /** FST/FSTP m32fp. */
   #fstF32(addr: number, pop: boolean): void {
     let bits: number;
+    this.#setCc(C1, 0);
     if (this.#isEmpty(0)) {
       this.#stackUnderflow();
       if (!this.#masked(IE)) return;
       bits = 0xFFC00000;
     } else {
-      const v = this.#get(0);
-      this.#setCc(C1, 0);
+      const p = this.#top;
+      const v = this.#f[p];
       if (v !== v) {
-        if (isSignaling(v)) this.#exc |= IE;
-        bits = float32Bits(quieted(v));
+        if (this.#isSignaling(p)) this.#exc |= IE;
+        bits = float32NaNBits(this.#w[2 * p + 1] | 0x00080000, this.#w[2 * p]);
       } else {
         bits = float32Bits(this.#toFloat32(v));
       }
@@ -1014,20 +1103,20 @@ export class Fpu {
 
   /** `v` rounded to binary32 per RC, raising #O/#U/#P and setting C1. */
   #toFloat32(v: number): number {
-    this.#setCc(C1, 0);
     let f = Math.fround(v);
+    const vm = v < 0 ? -v : v;
     if (f === v) {
       // Unmasked, #U reports tiny results even when exact.
-      if (f !== 0 && (f < 0 ? -f : f) < 1.1754943508222875e-38 && !this.#masked(UE)) this.#exc |= UE;
+      if (f !== 0 && vm < 1.1754943508222875e-38 && !this.#masked(UE)) this.#exc |= UE;
       return f;
     }
     const rc = (this.#cw >>> 10) & 3;
-    if ((rc === 1 && f > v) || (rc === 2 && f < v) || (rc === 3 && (f < 0 ? -f : f) > (v < 0 ? -v : v))) {
+    if ((rc === 1 && f > v) || (rc === 2 && f < v) || (rc === 3 && (f < 0 ? -f : f) > vm)) {
       // One binary32 step toward the exact value.
       const towardZero = (f > v) === (f > 0) && f !== 0;
       f = f === 0 ? (v > 0 ? 1.401298464324817e-45 : -1.401298464324817e-45) : float32Step(f, !towardZero);
     }
-    const fm = f < 0 ? -f : f, vm = v < 0 ? -v : v;
+    const fm = f < 0 ? -f : f;
     this.#exc |= PE;
     if (fm > vm) this.#setCc(C1, C1);
     if (fm === Infinity || vm >= 3.402823669209385e38) this.#exc |= OE; // 2^128
@@ -1037,37 +1126,39 @@ export class Fpu {
 
   /** FST/FSTP m64fp: exact, except that an SNaN is quieted under #I. */
   #fstF64(addr: number, pop: boolean): void {
-    let v: number;
+    let hi = INDEFINITE_HI, lo = 0;
+    this.#setCc(C1, 0);
     if (this.#isEmpty(0)) {
       this.#stackUnderflow();
       if (!this.#masked(IE)) return;
-      v = indefinite();
     } else {
-      v = this.#get(0);
-      this.#setCc(C1, 0);
-      if (v !== v && isSignaling(v)) {
+      const p = this.#top;
+      hi = this.#w[2 * p + 1];
+      lo = this.#w[2 * p];
+      if (isSignalingBits(hi, lo)) {
         this.#exc |= IE;
         if (!this.#masked(IE)) return;
-        v = quieted(v);
+        hi |= 0x00080000;
+      } else if ((hi & 0x7FF00000) === 0 && ((hi & 0x000FFFFF) | lo) !== 0 && !this.#masked(UE)) {
+        this.#exc |= UE; // unmasked, #U reports a tiny result even when exact, and stops the store
+        return;
       }
     }
-    this.#host.writeU32(addr, doubleLo(v));
-    this.#host.writeU32(addr + 4, doubleHi(v));
+    this.#host.writeU32(addr, lo);
+    this.#host.writeU32(addr + 4, hi);
     if (pop) this.#pop();
   }
 
   /** FSTP m80fp: exact, SNaNs stored as they are. */
   #fstpF80(addr: number): void {
-    let v: number;
+    this.#setCc(C1, 0);
     if (this.#isEmpty(0)) {
       this.#stackUnderflow();
       if (!this.#masked(IE)) return;
-      v = indefinite();
+      toFloat80(INDEFINITE_HI, 0);
     } else {
-      v = this.#get(0);
-      this.#setCc(C1, 0);
+      toFloat80(this.#w[2 * this.#top + 1], this.#w[2 * this.#top]);
     }
-    toFloat80(v);
     this.#host.writeU32(addr, float80Out[0]);
     this.#host.writeU32(addr + 4, float80Out[1]);
     this.#host.writeU16(addr + 8, float80Out[2]);
@@ -1148,9 +1239,9 @@ export class Fpu {
     if (this.#isEmpty(0)) {
       this.#stackUnderflow();
       if (!this.#masked(IE)) return;
-      this.#set(i, indefinite());
+      this.#set(i, this.#indefinite());
     } else {
-      this.#set(i, this.#get(0));
+      this.#copy(this.#slot(i), this.#top);
     }
     if (pop) this.#pop();
   }
@@ -1160,12 +1251,13 @@ export class Fpu {
     if (this.#isEmpty(0) || this.#isEmpty(i)) {
       this.#stackUnderflow();
       if (!this.#masked(IE)) return;
-      if (this.#isEmpty(0)) this.#set(0, indefinite());
-      if (this.#isEmpty(i)) this.#set(i, indefinite());
+      if (this.#isEmpty(0)) this.#set(0, this.#indefinite());
+      if (this.#isEmpty(i)) this.#set(i, this.#indefinite());
     }
-    const t = this.#get(0);
-    this.#set(0, this.#get(i));
-    this.#set(i, t);
+    const p0 = this.#top, pi = this.#slot(i);
+    this.#copy(RES, p0);
+    this.#copy(p0, pi);
+    this.#copy(pi, RES);
   }
 
   // ---- arithmetic on the stack top -----------------------------------------------------------
@@ -1175,7 +1267,7 @@ export class Fpu {
     this.#setCc(C1, 0);
     const x = this.#get(0);
     let r: number;
-    if (x !== x) r = this.#nanResult(x, x);
+    if (x !== x) r = this.#nanResult(this.#top, this.#top);
     else if (x < 0) r = this.#invalid();
     else if (x === 0 || x === Infinity) r = x; // sqrt(-0) = -0
     else {
@@ -1190,7 +1282,7 @@ export class Fpu {
     this.#setCc(C1, 0);
     const x = this.#get(0);
     let r: number;
-    if (x !== x) r = this.#nanResult(x, x);
+    if (x !== x) r = this.#nanResult(this.#top, this.#top);
     else {
       r = roundToIntegral(x, (this.#cw >>> 10) & 3);
       if (r !== x) {
@@ -1206,12 +1298,12 @@ export class Fpu {
     this.#setCc(C1, 0);
     if (this.#isEmpty(0) || this.#isEmpty(1)) {
       this.#stackUnderflow();
-      if (this.#masked(IE)) this.#set(0, indefinite());
+      if (this.#masked(IE)) this.#set(0, this.#indefinite());
       return;
     }
     const x = this.#get(0), y = this.#get(1);
     let r: number;
-    if (x !== x || y !== y) r = this.#nanResult(x, y);
+    if (x !== x || y !== y) r = this.#nanResult(this.#top, this.#slot(1));
     else if (y === Infinity) r = x === 0 ? this.#invalid() : x * Infinity;
     else if (y === -Infinity) r = x === Infinity || x === -Infinity ? this.#invalid() : x * 0;
     else if (x === 0 || x === Infinity || x === -Infinity) r = x;
@@ -1243,14 +1335,14 @@ export class Fpu {
       if (this.#isEmpty(0)) this.#stackUnderflow();
       else this.#stackOverflow();
       if (this.#masked(IE)) {
-        this.#set(0, indefinite());
-        this.#push(indefinite());
+        this.#set(0, this.#indefinite());
+        this.#push(NaN);
       }
       return;
     }
     const x = this.#get(0);
     let e: number, m: number;
-    if (x !== x) e = m = this.#nanResult(x, x);
+    if (x !== x) e = m = this.#nanResult(this.#top, this.#top);
     else if (x === 0) {
       this.#exc |= ZE;
       e = -Infinity;
@@ -1272,12 +1364,12 @@ export class Fpu {
     this.#setCc(C1 | C2, 0);
     if (this.#isEmpty(0) || this.#isEmpty(1)) {
       this.#stackUnderflow();
-      if (this.#masked(IE)) this.#set(0, indefinite());
+      if (this.#masked(IE)) this.#set(0, this.#indefinite());
       return;
     }
     const a = this.#get(0), b = this.#get(1);
     let r: number;
-    if (a !== a || b !== b) r = this.#nanResult(a, b);
+    if (a !== a || b !== b) r = this.#nanResult(this.#top, this.#slot(1));
     else if (a === Infinity || a === -Infinity || b === 0) r = this.#invalid();
     else if (a === 0 || b === Infinity || b === -Infinity) {
       r = a;
@@ -1321,14 +1413,14 @@ export class Fpu {
       if (this.#isEmpty(0)) this.#stackUnderflow();
       else this.#stackOverflow();
       if (this.#masked(IE)) {
-        this.#set(0, indefinite());
-        if (pushes) this.#push(indefinite());
+        this.#set(0, this.#indefinite());
+        if (pushes) this.#push(NaN);
       }
       return;
     }
     const x = this.#get(0);
     let r0: number, r1 = 0;
-    if (x !== x) r0 = r1 = this.#nanResult(x, x);
+    if (x !== x) r0 = r1 = this.#nanResult(this.#top, this.#top);
     else if (x === Infinity || x === -Infinity) r0 = r1 = this.#invalid();
     else if ((x < 0 ? -x : x) >= 9223372036854775808) {
       this.#setCc(C2, C2);
@@ -1364,7 +1456,7 @@ export class Fpu {
     if (this.#binaryUnderflow()) return;
     const x = this.#get(0), y = this.#get(1);
     let r: number;
-    if (x !== x || y !== y) r = this.#nanResult(x, y);
+    if (x !== x || y !== y) r = this.#nanResult(this.#top, this.#slot(1));
     else {
       r = Math.atan2(y, x);
       if (r !== 0) r = this.#approximate(r);
@@ -1381,9 +1473,11 @@ export class Fpu {
     const x = this.#get(0), y = this.#get(1);
     const yInf = y === Infinity || y === -Infinity;
     let r: number;
-    if (x !== x || y !== y) r = this.#nanResult(x, y);
+    if (x !== x || y !== y) r = this.#nanResult(this.#top, this.#slot(1));
     else if (plusOne) {
       if (x === 0) r = yInf ? this.#invalid() : signBit(x) !== signBit(y) ? -0 : 0;
+      else if (x < -1) r = this.#invalid(); // log of a negative number (the domain is |x| < 1 - sqrt(2)/2)
+      else if (x === Infinity) r = y === 0 ? this.#invalid() : signBit(y) ? -Infinity : Infinity;
       else if (yInf) r = (x > 0) === (y > 0) ? Infinity : -Infinity;
       else if (y === 0) r = (x > 0) === !signBit(y) ? 0 : -0;
       else r = this.#approximate(y * (Math.log1p(x) * Math.LOG2E));
@@ -1414,10 +1508,11 @@ export class Fpu {
     this.#setCc(C1, 0);
     const x = this.#get(0);
     let r: number;
-    if (x !== x) r = this.#nanResult(x, x);
+    if (x !== x) r = this.#nanResult(this.#top, this.#top);
     else if (x === 0 || x === Infinity) r = x;
     else if (x === -Infinity) r = -1;
     else if (x === 1 || x === -1) r = x === 1 ? 1 : -0.5;
+    else if (x > 1 || x < -1) r = x; // out of range: the host x87 leaves the operand as it is
     else r = this.#approximate(Math.expm1(x * Math.LN2));
     if (!this.#blocked()) this.#set(0, r);
   }
@@ -1427,7 +1522,7 @@ export class Fpu {
     if (!this.#isEmpty(0) && !this.#isEmpty(1)) return false;
     this.#stackUnderflow();
     if (this.#masked(IE)) {
-      this.#set(1, indefinite());
+      this.#set(1, this.#indefinite());
       this.#pop();
     }
     return true;
@@ -1551,27 +1646,33 @@ export class Fpu {
     this.#setControlWord(e[0]);
   }
 
-  #fldenv(addr: number, opsize16: boolean): void {
-    this.#readEnv(addr, opsize16);
-    this.#commitEnv();
-  }
-
   /** Writes ST(0)..ST(7) as 80-bit values, 10 bytes apart (FSAVE layout). */
   #saveRegisters(addr: number): void {
     for (let i = 0; i < 8; i++) {
-      toFloat80(this.#get(i));
+      const p = (this.#top + i) & 7;
+      toFloat80(this.#w[2 * p + 1], this.#w[2 * p]);
       this.#host.writeU32(addr + 10 * i, float80Out[0]);
       this.#host.writeU32(addr + 10 * i + 4, float80Out[1]);
       this.#host.writeU16(addr + 10 * i + 8, float80Out[2]);
     }
   }
 
-  /** Reads 80-bit ST(0)..ST(7) from `addr` with the given stride into #loadRegs. Changes nothing. */
+  /** Reads 80-bit ST(0)..ST(7) from `addr` with the given stride into #loadWords. Changes nothing. */
   #readRegisters(addr: number, stride: number): void {
     for (let i = 0; i < 8; i++) {
       const a = addr + stride * i;
-      const lo = this.#host.readU32(a), hi = this.#host.readU32(a + 4), se = this.#host.readU16(a + 8);
-      this.#loadRegs[i] = fromFloat80(lo, hi, se);
+      fromFloat80(this.#host.readU32(a), this.#host.readU32(a + 4), this.#host.readU16(a + 8));
+      this.#loadWords[2 * i] = doubleBitsOut[0];
+      this.#loadWords[2 * i + 1] = doubleBitsOut[1];
+    }
+  }
+
+  /** Installs #loadWords as ST(0)..ST(7) relative to the (new) TOP. */
+  #commitRegisters(): void {
+    for (let i = 0; i < 8; i++) {
+      const p = (this.#top + i) & 7;
+      this.#w[2 * p] = this.#loadWords[2 * i];
+      this.#w[2 * p + 1] = this.#loadWords[2 * i + 1];
     }
   }
 
@@ -1579,7 +1680,7 @@ export class Fpu {
     this.#readEnv(addr, opsize16);
     this.#readRegisters(addr + (opsize16 ? 14 : 28), 10);
     this.#commitEnv();
-    for (let i = 0; i < 8; i++) this.#st[(this.#top + i) & 7] = this.#loadRegs[i];
+    this.#commitRegisters();
   }
 
   /** FXSAVE (SDM Vol 2 FXSAVE, Table 3-53, 32-bit layout) to a 16-byte aligned 512-byte area. */
@@ -1596,8 +1697,8 @@ export class Fpu {
     h.writeU32(a + 24, this.mxcsr);
     h.writeU32(a + 28, 0x0000FFBF); // MXCSR_MASK: all but DAZ
     for (let i = 0; i < 8; i++) {
-      const r = a + 32 + 16 * i;
-      toFloat80(this.#get(i));
+      const r = a + 32 + 16 * i, p = (this.#top + i) & 7;
+      toFloat80(this.#w[2 * p + 1], this.#w[2 * p]);
       h.writeU32(r, float80Out[0]);
       h.writeU32(r + 4, float80Out[1]);
       h.writeU32(r + 8, float80Out[2]);
@@ -1610,10 +1711,7 @@ export class Fpu {
   fxrstor(linearAddr: number): void {
     const h = this.#host, a = linearAddr, e = this.#loadEnv;
     const d0 = h.readU32(a), d1 = h.readU32(a + 4);
-    e[3] = h.readU32(a + 8);
-    e[4] = h.readU32(a + 12) & 0xFFFF;
-    e[6] = h.readU32(a + 16);
-    e[7] = h.readU32(a + 20) & 0xFFFF;
+    const fip = h.readU32(a + 8), fcs = h.readU32(a + 12), fdp = h.readU32(a + 16), fds = h.readU32(a + 20);
     const mxcsr = h.readU32(a + 24);
     this.#readRegisters(a + 32, 16);
     // Expand the abridged tag: 0 bits are empty registers (11), others get any non-empty tag.
@@ -1622,9 +1720,13 @@ export class Fpu {
     e[0] = d0 & 0xFFFF;
     e[1] = (d0 >>> 16) & 0xFFFF;
     e[2] = tw;
+    e[3] = fip;
+    e[4] = fcs & 0xFFFF;
     e[5] = (d1 >>> 16) & 0x7FF;
+    e[6] = fdp;
+    e[7] = fds & 0xFFFF;
     this.#commitEnv();
-    for (let i = 0; i < 8; i++) this.#st[(this.#top + i) & 7] = this.#loadRegs[i];
+    this.#commitRegisters();
     this.mxcsr = mxcsr & 0xFFFF;
   }
 }

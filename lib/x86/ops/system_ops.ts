@@ -758,7 +758,8 @@ export function executeRare(cpu: Cpu, slot: number, id: number, next: number): b
       if ((materialize(cpu.cc) & 0x800) !== 0) softwareInterrupt(cpu, OF_VEC, next);
       return true;
     case 0xF1: // INT1 (ICEBP): a #DB trap that ignores the gate DPL
-      deliverInterrupt(cpu, 1, 0, false, 0, next);
+      if (cpu.stopOnException) softwareInterrupt(cpu, 1, next);
+      else deliverInterrupt(cpu, 1, 0, false, 0, next);
       return true;
     case 0xCF:
       interruptReturn(cpu, op32);
@@ -1020,6 +1021,13 @@ export function executeRare(cpu: Cpu, slot: number, id: number, next: number): b
 }
 
 function softwareInterrupt(cpu: Cpu, vector: number, next: number): void {
+  if (cpu.stopOnException) {
+    // Test mode: report the trap (EIP after the instruction, as hardware pushes) instead of delivering it.
+    cpu.lastException = vector;
+    cpu.lastErrorCode = 0;
+    cpu.stopReason = "exception";
+    return;
+  }
   deliverInterrupt(cpu, vector, INT_SOFTWARE, false, 0, next);
 }
 
