@@ -47,6 +47,7 @@ export const BOOT_PARAMS_OFFSETS = Object.freeze({
   ext_mem_k: 0x002, // screen_info.ext_mem_k, u16: KiB above 1 MiB
   apm_bios_info: 0x040,
   tboot_addr: 0x058,
+  acpi_rsdp_addr: 0x070, // u64, read from protocol 2.14 on
   alt_mem_k: 0x1E0,
   scratch: 0x1E4,
   e820_entries: 0x1E8,
@@ -115,6 +116,8 @@ export interface BootParamsOptions {
   /** The initrd's contents, if any; `initrdName` names it in errors. */
   initrd?: Uint8Array;
   initrdName?: string;
+  /** Where the ACPI RSDP is, so the kernel need not scan 0xE0000-0xFFFFF for it (boot.rst, 2.14+). */
+  acpiRsdpPhysAddr?: number;
 }
 
 /** Where things went: `bootParamsPhysAddr` is what the kernel expects in %esi at entry. */
@@ -163,6 +166,9 @@ export function writeBootParams(
     : DEFAULT_INITRD_ADDR_MAX;
 
   bp[O.type_of_loader] = LOADER_UNDEFINED;
+  if (opts.acpiRsdpPhysAddr !== undefined) {
+    view.setBigUint64(O.acpi_rsdp_addr, BigInt(opts.acpiRsdpPhysAddr), true);
+  }
   bp[O.loadflags] |= CAN_USE_HEAP;
   view.setUint16(O.heap_end_ptr, HEAP_END_PTR, true);
   if (opts.style === "lguest") {

@@ -8,7 +8,7 @@
 import type { StopKind } from "../support/errors.ts";
 import { debug } from "../support/log.ts";
 import { sleep, yieldNow } from "../support/yield_now.ts";
-import { Cpu, type Fpu } from "../x86/cpu.ts";
+import { Cpu } from "../x86/cpu.ts";
 import { MmioBus, PortBus } from "./bus.ts";
 import { type ClockMode, VirtualClock } from "./clock.ts";
 import { GuestMemory } from "./guest_memory.ts";
@@ -18,7 +18,6 @@ export interface MachineOptions {
   clock?: ClockMode;
   /** Deterministic mode: virtual nanoseconds per instruction. */
   nsPerInstruction?: number;
-  fpu?: (mem: GuestMemory) => Fpu | null;
 }
 
 /** How a run ended. */
@@ -46,7 +45,7 @@ export class Machine {
   constructor(options: MachineOptions) {
     this.mem = new GuestMemory(options.memBytes);
     this.clock = new VirtualClock(options.clock ?? "host", options.nsPerInstruction ?? 10);
-    this.cpu = new Cpu(this.mem, this.ports, this.mmio, { fpu: options.fpu?.(this.mem) ?? null });
+    this.cpu = new Cpu(this.mem, this.ports, this.mmio, { fpu: true });
     this.clock.setInstructionCounter(() => this.cpu.instructionsRetired());
     this.cpu.nowNs = () => this.clock.nowNs();
   }

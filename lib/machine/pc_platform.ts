@@ -1,9 +1,11 @@
 /**
  * The minimal PC around the CPU, wired onto a Machine: the 8259 pair, the 8254 PIT with port 0x61,
- * the CMOS RTC, a 16550A UART on COM1, the i8042 (for its reset line), the POST/debug-console
+ * the CMOS RTC, a 16550A UART on COM1, the i8042 (for its reset line), the ACPI PM registers
+ * (soft-off and the PM timer; the tables describing them are the launcher's), the POST/debug-console
  * ports. One chip per file lives in lib/pc/; this file only connects them (ports, IRQ lines,
  * clock, CPU interrupt input) so the launcher stays readable.
  */
+import { AcpiPm } from "../pc/acpi_pm.ts";
 import { DebugPorts } from "../pc/debug_ports.ts";
 import { I8042 } from "../pc/i8042.ts";
 import { Pic8259Pair } from "../pc/pic_8259.ts";
@@ -18,6 +20,8 @@ export interface PcPlatformOptions {
   serial: SerialBackend;
   /** The guest pulsed the reset line (i8042 command 0xFE). */
   onReset: () => void;
+  /** The guest entered ACPI S5 (soft-off); default: stop the machine with kind "poweroff". */
+  onPowerOff?: () => void;
   /** RTC time at virtual time zero (ms since the epoch); default the host's now. */
   startTimeMs?: number;
 }
@@ -28,6 +32,7 @@ export class PcPlatform {
   readonly rtc: RtcCmos;
   readonly uart: Uart16550;
   readonly i8042: I8042;
+  readonly acpiPm: AcpiPm;
   readonly debugPorts = new DebugPorts();
 
   constructor(machine: Machine, options: PcPlatformOptions) {
@@ -47,6 +52,10 @@ export class PcPlatform {
     this.uart.register(ports);
     this.i8042 = new I8042(this.pic, options.onReset);
     this.i8042.register(ports);
+    this.acpiPm = new AcpiPm(machine.clock, this.pic, {
+      onPowerOff: options.onPowerOff ?? (() => machine.stop("poweroff", "the guest powered off (ACPI S5)")),
+    });
+    this.acpiPm.register(ports);
     this.debugPorts.register(ports);
   }
 }

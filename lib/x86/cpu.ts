@@ -15,7 +15,18 @@ import { DecodeCache } from "./decode_cache.ts";
 import { CC_EFLAGS, CC_FLAGS, CC_OP, materialize } from "./lazy_flags.ts";
 import { execute } from "./interpreter.ts";
 import { writeCr } from "./ops/system_ops.ts";
-import { flushTlb, invalidateCodePage, TLB_ENTRIES } from "./mmu.ts";
+import {
+  flushTlb,
+  invalidateCodePage,
+  read16,
+  read32,
+  read8,
+  TLB_ENTRIES,
+  write16,
+  write32,
+  write8,
+} from "./mmu.ts";
+import { Fpu } from "./fpu/fpu.ts";
 
 import {
   CR0_CD,
@@ -37,33 +48,9 @@ import {
 /** Why execute() returned early, besides running out of budget. */
 export type StopReason = "" | "halt" | "exception" | "shutdown" | "unsupported";
 
-/** What the CPU needs from an x87 unit (implemented by x86/fpu/fpu.ts). */
-export interface Fpu {
-  reset(): void;
-  execute(
-    opcode: number,
-    modrm: number,
-    linearAddr: number,
-    opsize16: boolean,
-    fip: number,
-    fcs: number,
-    fdp: number,
-    fds: number,
-  ): void;
-  statusWord(): number;
-  checkPendingException(): boolean;
-  fxsave(linearAddr: number): void;
-  fxrstor(linearAddr: number): void;
-  /** EFLAGS before the instruction (FCMOVcc reads it). */
-  eflagsIn: number;
-  /** FCOMI and friends: the ZF/PF/CF result, valid when eflagsWritten. */
-  eflagsOut: number;
-  eflagsWritten: boolean;
-}
-
 export interface CpuOptions {
-  /** An x87 FPU; without one CPUID clears the FPU bit and ESC opcodes raise #NM/#UD as on a 386 without a 387. */
-  fpu?: Fpu | null;
+  /** Attach an x87 FPU (default true); without one CPUID clears the FPU bit and ESC opcodes raise #NM. */
+  fpu?: boolean;
 }
 
 export class Cpu {
@@ -130,6 +117,10 @@ export class Cpu {
   /** Test hook: an exception stops execute() (stopReason "exception") instead of being delivered. */
   stopOnException = false;
   lastException = -1;
+  /** CR0.NE = 0 and an x87 error is pending: the platform raises IRQ 13 (FERR#). */
+  onFpuError: (() => void) | null = null;
+  /** Set by INT n/INT3/INTO: the single-step trap is not taken after them. */
+  softwareInterruptTaken = false;
   /** Debugging hook: told of every exception before it is delivered. */
   onException: ((vector: number, errorCode: number, eip: number) => void) | null = null;
   lastErrorCode = 0;
@@ -163,7 +154,16 @@ export class Cpu {
     this.tlbR = this.tlbKR;
     this.tlbW = this.tlbKW;
     this.tlbX = this.tlbKX;
-    this.fpu = options.fpu ?? null;
+    this.fpu = (options.fpu ?? true)
+      ? new Fpu({
+        readU8: (a) => read8(this, a),
+        readU16: (a) => read16(this, a),
+        readU32: (a) => read32(this, a),
+        writeU8: (a, v) => write8(this, a, v),
+        writeU16: (a, v) => write16(this, a, v),
+        writeU32: (a, v) => write32(this, a, v),
+      })
+      : null;
     mem.onDeviceWrite = (page) => {
       if (page < this.ramPages && (this.pageFlags[page] & 1) !== 0) invalidateCodePage(this, page);
     };

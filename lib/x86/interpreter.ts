@@ -61,7 +61,10 @@ export function execute(cpu: Cpu, budget: number): number {
     }
     if (cpu.halted) break;
     const tracing = (cc[CC_FLAGS] & TF) !== 0;
-    if (tracing) stopAt = n + 1;
+    if (tracing) {
+      stopAt = n + 1;
+      cpu.softwareInterruptTaken = false;
+    }
     let eip = st[ST_EIP];
     let shadowN = -1;
     const code32 = cpu.code32;
@@ -1165,7 +1168,7 @@ export function execute(cpu: Cpu, budget: number): number {
       }
       st[ST_EIP] = eip;
       if (shadowN === n) cpu.interruptShadow = true;
-      if (tracing && n > nStart) {
+      if (tracing && n > nStart && !cpu.softwareInterruptTaken) {
         // Single-step trap after the instruction (SDM 17.3.1.4).
         cpu.dr[6] |= 0x4000;
         if (!deliver(cpu, DB)) break;

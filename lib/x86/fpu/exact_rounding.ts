@@ -35,9 +35,18 @@ function coarseSign(m: number, err: number, r: number, k: number): number {
   return d !== 0 ? Math.sign(d) : Math.sign(err);
 }
 
+/** Between these, Dekker's product needs no rescaling: nothing overflows or underflows. */
+const SAFE_LOW = 2 ** -900, SAFE_HIGH = 2 ** 990;
+
+function inSafeRange(x: number): boolean {
+  const m = x < 0 ? -x : x;
+  return m > SAFE_LOW && m < SAFE_HIGH;
+}
+
 /** Sign of exact(a * b) - p for finite non-zero a, b and p = a * b rounded to nearest, p finite. */
 export function mulErrorSign(a: number, b: number, p: number): number {
   if (p === 0) return (a < 0) !== (b < 0) ? -1 : 1;
+  if (inSafeRange(a) && inSafeRange(b) && inSafeRange(p)) return Math.sign(productError(a, b, p));
   const ea = exponentOf(a), eb = exponentOf(b);
   const ma = scaled(a, -ea), mb = scaled(b, -eb);
   const m = ma * mb;
@@ -49,6 +58,10 @@ export function mulErrorSign(a: number, b: number, p: number): number {
 /** Sign of exact(a / b) - q for finite non-zero a, b and q = a / b rounded to nearest, q finite. */
 export function divErrorSign(a: number, b: number, q: number): number {
   if (q === 0) return (a < 0) !== (b < 0) ? -1 : 1;
+  if (inSafeRange(a) && inSafeRange(b) && inSafeRange(q)) {
+    const p = q * b;
+    return Math.sign((a - p) - productError(q, b, p)) * Math.sign(b);
+  }
   const ea = exponentOf(a), eb = exponentOf(b);
   const ma = scaled(a, -ea), mb = scaled(b, -eb);
   const m = ma / mb;

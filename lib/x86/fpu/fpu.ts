@@ -126,7 +126,8 @@ const MEM = 8, RES = 9;
  *   instead of executing it. FXSAVE and FXRSTOR do not wait.
  * - `execute` returns FPU_DONE; FPU_INVALID_OPCODE (raise #UD; nothing changed); FPU_WROTE_AX
  *   (FNSTSW AX: AX = `statusWord()`); or FPU_WROTE_EFLAGS (FCOMI family: EFLAGS = (EFLAGS &
- *   ~FPU_EFLAGS_MASK) | `eflagsOut`). FCMOVcc reads `eflagsIn`, which the CPU sets before `execute`.
+ *   ~FPU_EFLAGS_MASK) | `eflagsOut`; `eflagsWritten` says the same). FCMOVcc reads `eflagsIn`,
+ *   which the CPU sets before `execute`.
  * - A fault thrown by the FpuHost leaves the FPU unchanged: every instruction does all its memory
  *   accesses before it changes FPU state. FXRSTOR's alignment check (#GP) and MXCSR's reserved bits
  *   are the CPU's; `realModeFormat` selects the real-mode FSTENV/FSAVE layouts.
@@ -136,6 +137,8 @@ export class Fpu {
   eflagsIn = 0;
   /** ZF/PF/CF written by the FCOMI family; valid when `execute` returned FPU_WROTE_EFLAGS. */
   eflagsOut = 0;
+  /** True after an instruction that wrote `eflagsOut` (the same news as FPU_WROTE_EFLAGS). */
+  eflagsWritten = false;
   /** Stored and loaded by FXSAVE/FXRSTOR only (no SSE here). */
   mxcsr = 0x1F80;
   /** Set by the CPU in real and virtual-8086 mode: FSTENV/FSAVE/FLDENV/FRSTOR use the real-mode layouts. */
@@ -252,6 +255,7 @@ export class Fpu {
     this.#ccMask = 0;
     this.#ccBits = 0;
     this.#memDenormal = false;
+    this.eflagsWritten = false;
     const op = opcode & 7;
     let result: number;
     let control: boolean;
@@ -925,6 +929,7 @@ export class Fpu {
   #fcomi(i: number, quiet: boolean, pop: boolean): number {
     const rel = this.#relate(this.#top, this.#isEmpty(0), this.#slot(i), this.#isEmpty(i), quiet);
     this.eflagsOut = EFLAGS_OF_RELATION[rel];
+    this.eflagsWritten = true;
     if (pop && !this.#blocked()) this.#pop();
     return FPU_WROTE_EFLAGS;
   }

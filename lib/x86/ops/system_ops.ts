@@ -10,6 +10,7 @@ import {
   type Cpu,
   CR0_EM,
   CR0_MP,
+  CR0_NE,
   CR0_PE,
   CR0_PG,
   CR0_TS,
@@ -50,6 +51,13 @@ import {
   TR,
 } from "../cpu.ts";
 import { cpuid } from "../cpuid.ts";
+import {
+  FPU_EFLAGS_MASK,
+  FPU_INVALID_OPCODE,
+  FPU_WROTE_AX,
+  FPU_WROTE_EFLAGS,
+  fpuInstructionWaits,
+} from "../fpu/fpu.ts";
 import { EA_ADDR16, PFX_REP, PFX_REPNE } from "../decode_cache.ts";
 import { BR, DE, fault, faultCode, GP, MF, NM, OF_VEC, UD } from "../fault.ts";
 import { farCall, farJump, farReturn, interruptReturn, sysenter, sysexit } from "../far_transfer.ts";
@@ -1029,6 +1037,7 @@ function softwareInterrupt(cpu: Cpu, vector: number, next: number): void {
     return;
   }
   deliverInterrupt(cpu, vector, INT_SOFTWARE, false, 0, next);
+  cpu.softwareInterruptTaken = true; // no single-step trap after INT n (SDM 17.3.1.4)
 }
 
 /** VERR/VERW: is the segment readable/writable at the current privilege? */
@@ -1076,38 +1085,44 @@ function loadAccessRights(cpu: Cpu, sel: number, limit: boolean): number | null 
 // x87 escapes
 // ---------------------------------------------------------------------------------------------
 
+/** Before a waiting x87 instruction: an unmasked exception pending from an earlier one is reported now. */
 function checkFpuError(cpu: Cpu): void {
   const fpu = cpu.fpu;
-  if (fpu !== null && fpu.checkPendingException()) fault(MF);
+  if (fpu === null || !fpu.checkPendingException()) return;
+  if ((cpu.st[ST_CR0] & CR0_NE) !== 0) fault(MF);
+  // CR0.NE = 0: the PC's FERR# -> IRQ 13 route.
+  cpu.onFpuError?.();
 }
 
 function x87(cpu: Cpu, slot: number, op: number, m: number, op32: boolean, next: number): boolean {
   const cr0 = cpu.st[ST_CR0];
-  if ((cr0 & (CR0_EM | CR0_TS)) !== 0 || cpu.fpu === null) fault(NM);
   const fpu = cpu.fpu;
-  // Control instructions that do not wait: FNINIT FNCLEX FNSTCW FNSTSW FNSTENV FNSAVE.
-  const noWait = (op === 0xDB && (m === 0xE2 || m === 0xE3)) ||
-    (m < 0xC0 && ((op === 0xD9 && ((m >> 3) & 7) >= 6) || (op === 0xDD && ((m >> 3) & 7) >= 6))) ||
-    (op === 0xDF && m === 0xE0);
-  if (!noWait) checkFpuError(cpu);
+  if ((cr0 & (CR0_EM | CR0_TS)) !== 0 || fpu === null) fault(NM);
+  if (fpuInstructionWaits(op, m)) checkFpuError(cpu);
   const addr = m < 0xC0 ? ea(cpu, slot) : 0;
   const e = cpu.decoded.ea[slot];
   const eip = (next - cpu.decoded.len[slot]) | 0;
   fpu.eflagsIn = materialize(cpu.cc);
-  fpu.execute(
+  fpu.realModeFormat = (cr0 & CR0_PE) === 0;
+  const seg = (e >> 12) & 7;
+  const r = fpu.execute(
     op,
     m,
     addr,
     !op32,
     eip,
     cpu.segSel[CS],
-    addr - cpu.segBase[(e >> 12) & 7],
-    cpu.segSel[(e >> 12) & 7],
+    (addr - cpu.segBase[seg]) | 0,
+    cpu.segSel[seg],
   );
-  if (op === 0xDF && m === 0xE0) cpu.r16[0] = fpu.statusWord(); // FNSTSW AX
-  if (fpu.eflagsWritten) {
+  if (r === FPU_INVALID_OPCODE) {
+    cpu.st[ST_EIP] = eip;
+    fault(UD);
+  }
+  if (r === FPU_WROTE_AX) cpu.r16[0] = fpu.statusWord();
+  else if (r === FPU_WROTE_EFLAGS) {
     const f = materialize(cpu.cc);
-    cpu.cc[CC_FLAGS] = (f & ~0x8D5) | (fpu.eflagsOut & 0x8D5);
+    cpu.cc[CC_FLAGS] = (f & ~FPU_EFLAGS_MASK) | (fpu.eflagsOut & FPU_EFLAGS_MASK);
     fpu.eflagsWritten = false;
   }
   return false;
