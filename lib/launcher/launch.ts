@@ -113,7 +113,6 @@ async function bootLinux(
     await devices.close();
   }
 }
-}
 
 async function launchFirmware(opts: LaunchOptions, path: string): Promise<number> {
   const image = checkFirmwareImage(await readFileOrFail(path, "firmware"), path);

@@ -13,15 +13,22 @@ function imm32(v: number): number[] {
 /** (a) A register ALU loop: 8 instructions per iteration. */
 export function aluLoop(iterations: number): number[] {
   return [
-    0xB9, ...imm32(iterations), // mov ecx, N
-    0x01, 0xC8, // L: add eax, ecx
-    0x31, 0xC3, //    xor ebx, eax
-    0xD1, 0xE2, //    shl edx, 1
-    0x29, 0xDA, //    sub edx, ebx
+    0xB9,
+    ...imm32(iterations), // mov ecx, N
+    0x01,
+    0xC8, // L: add eax, ecx
+    0x31,
+    0xC3, //    xor ebx, eax
+    0xD1,
+    0xE2, //    shl edx, 1
+    0x29,
+    0xDA, //    sub edx, ebx
     0x46, //          inc esi
-    0x39, 0xFE, //    cmp esi, edi
+    0x39,
+    0xFE, //    cmp esi, edi
     0x49, //          dec ecx
-    0x75, 0xF2, //    jnz L
+    0x75,
+    0xF2, //    jnz L
     0xF4, //          hlt
   ];
 }
@@ -29,15 +36,26 @@ export function aluLoop(iterations: number): number[] {
 /** (b) Loads and stores through paged memory over 64 KiB: 7 instructions per iteration. */
 export function memoryLoop(iterations: number): number[] {
   return [
-    0xB9, ...imm32(iterations), // mov ecx, N
-    0xBE, ...imm32(0x200000), // mov esi, 0x200000
-    0x8B, 0x06, // L: mov eax, [esi]
-    0x01, 0xC8, //    add eax, ecx
-    0x89, 0x86, ...imm32(0x1000), // mov [esi+4096], eax
-    0x83, 0xC6, 0x04, // add esi, 4
-    0x81, 0xE6, ...imm32(0x20FFFF), // and esi, 0x20FFFF
+    0xB9,
+    ...imm32(iterations), // mov ecx, N
+    0xBE,
+    ...imm32(0x200000), // mov esi, 0x200000
+    0x8B,
+    0x06, // L: mov eax, [esi]
+    0x01,
+    0xC8, //    add eax, ecx
+    0x89,
+    0x86,
+    ...imm32(0x1000), // mov [esi+4096], eax
+    0x83,
+    0xC6,
+    0x04, // add esi, 4
+    0x81,
+    0xE6,
+    ...imm32(0x20FFFF), // and esi, 0x20FFFF
     0x49, //          dec ecx
-    0x75, 0xEA, //    jnz L
+    0x75,
+    0xEA, //    jnz L
     0xF4, //          hlt
   ];
 }
