@@ -6,6 +6,8 @@
 import { Terminal } from "../backends/terminal.ts";
 import { Machine, type RunResult } from "../machine/machine.ts";
 import { PcPlatform } from "../machine/pc_platform.ts";
+import { ACPI_RSDP_PHYS_ADDR, type PciIrqRoute, writeAcpiTables } from "../pc/acpi_tables.ts";
+import { DEFAULT_BAR_BASE, type PciHostBridge } from "../pci/pci_host_bridge.ts";
 import { LaunchError } from "../support/errors.ts";
 import { debug, warn } from "../support/log.ts";
 import { BOOT_CS, BOOT_DS, BOOT_GDT_LIMIT, BOOT_GDT_PHYS_ADDR, writeBootGdt } from "./boot_gdt.ts";
@@ -69,6 +71,7 @@ async function bootLinux(
     cmdline,
     initrd,
     initrdName: opts.initrdPath,
+    acpiRsdpPhysAddr: ACPI_RSDP_PHYS_ADDR,
   });
   writeBootGdt(machine.mem);
   const cpu = machine.cpu;
@@ -104,6 +107,16 @@ async function bootLinux(
     write: (bytes) => terminal.write(bytes),
     onInput: (cb) => hvcInput = cb,
   });
+  // ACPI last: the DSDT's _PRT names the INTx lines the devices were just given.
+  const acpi = writeAcpiTables(machine.mem, {
+    reset: { port: 0xCF9, value: 0x06 }, // the PIIX reset control register the host bridge decodes
+    pciHostBridge: {
+      memWindowBase: DEFAULT_BAR_BASE,
+      memWindowEnd: 0xFEC0_0000,
+      routes: pciIrqRoutes(devices.bridge),
+    },
+  });
+  debug(`ACPI tables at 0x${acpi.basePhysAddr.toString(16)}, RSDP at 0x${acpi.rsdpPhysAddr.toString(16)}`);
   terminal.start();
   try {
     return await machine.run();
@@ -112,6 +125,16 @@ async function bootLinux(
     terminal.restore();
     await devices.close();
   }
+}
+
+/** Each occupied slot's INTA# and the 8259 line it drives, for the DSDT's _PRT. */
+function pciIrqRoutes(bridge: PciHostBridge): PciIrqRoute[] {
+  const routes: PciIrqRoute[] = [];
+  for (let slot = 1; slot < 32; slot++) {
+    const irq = bridge.slot(slot)?.irqLine;
+    if (irq !== null && irq !== undefined) routes.push({ slot, pin: 0, irq });
+  }
+  return routes;
 }
 
 async function launchFirmware(opts: LaunchOptions, path: string): Promise<number> {

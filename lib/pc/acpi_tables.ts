@@ -311,14 +311,20 @@ function finishTable(bytes: Uint8Array, at: number, length: number): void {
   bytes[at + HEADER_OFFSETS.Checksum] = checksumByte(bytes.subarray(at, at + length));
 }
 
-/** A system I/O port register: bit width = the register's width, access as wide (§5.2.3.2). */
-function writeIoGas(view: DataView, at: number, port: number, widthBytes: number): void {
+/** A system I/O port register block of `widthBytes`, accessed `accessBytes` at a time (§5.2.3.2). */
+function writeIoGas(
+  view: DataView,
+  at: number,
+  port: number,
+  widthBytes: number,
+  accessBytes = widthBytes,
+): void {
   view.setUint8(at, GAS_SYSTEM_IO);
   view.setUint8(at + 1, widthBytes * 8);
   view.setUint8(at + 2, 0);
   view.setUint8(
     at + 3,
-    widthBytes === 1 ? GAS_ACCESS_BYTE : widthBytes === 2 ? GAS_ACCESS_WORD : GAS_ACCESS_DWORD,
+    accessBytes === 1 ? GAS_ACCESS_BYTE : accessBytes === 2 ? GAS_ACCESS_WORD : GAS_ACCESS_DWORD,
   );
   view.setBigUint64(at + 4, BigInt(port), true);
 }
@@ -326,7 +332,8 @@ function writeIoGas(view: DataView, at: number, port: number, widthBytes: number
 /**
  * The FADT. The register blocks are given both ways, 32-bit port and X_ GAS, equal, as ACPICA likes
  * them; the FACS and DSDT only through X_ fields, as §5.2.9 requires when those are set. The GAS
- * for PM1a_EVT_BLK covers the whole block (status and enable halves, 16 bits each).
+ * for PM1a_EVT_BLK covers the whole block, accessed a word at a time: its status and enable halves
+ * are 16-bit registers (ACPICA splits the block itself, from its bit width).
  */
 function writeFadt(
   bytes: Uint8Array,
@@ -366,7 +373,7 @@ function writeFadt(
   bytes[at + F.FADT_Minor_Version] = FADT_MINOR_REVISION;
   view.setBigUint64(at + F.X_FIRMWARE_CTRL, BigInt(facsPhysAddr), true);
   view.setBigUint64(at + F.X_DSDT, BigInt(dsdtPhysAddr), true);
-  writeIoGas(view, at + F.X_PM1a_EVT_BLK, ACPI_PM1A_EVT_BLK, ACPI_PM1_EVT_LEN);
+  writeIoGas(view, at + F.X_PM1a_EVT_BLK, ACPI_PM1A_EVT_BLK, ACPI_PM1_EVT_LEN, 2);
   writeIoGas(view, at + F.X_PM1a_CNT_BLK, ACPI_PM1A_CNT_BLK, ACPI_PM1_CNT_LEN);
   writeIoGas(view, at + F.X_PM_TMR_BLK, ACPI_PM_TMR_BLK, ACPI_PM_TMR_LEN);
   finishTable(bytes, at, FADT_SIZE);

@@ -33,6 +33,7 @@ Deno.test("BOOT_PARAMS_OFFSETS match boot.rst's setup header table and zero-page
     screen_info: 0x000,
     apm_bios_info: 0x040,
     tboot_addr: 0x058,
+    acpi_rsdp_addr: 0x070,
     alt_mem_k: 0x1E0,
     scratch: 0x1E4,
     e820_entries: 0x1E8,
@@ -152,6 +153,15 @@ Deno.test({
     assertEquals(mem.readU32(0x7000 + o.ramdisk_size), initrd.length);
     assertEquals(mem.u8.subarray(image, image + initrd.length), initrd);
   },
+});
+
+Deno.test("writeBootParams stores acpiRsdpPhysAddr as the u64 acpi_rsdp_addr, zero when absent", () => {
+  const { mem, kernel } = setup(128 * MiB);
+  const at = 0x7000 + BOOT_PARAMS_OFFSETS.acpi_rsdp_addr;
+  writeBootParams(mem, kernel, { style: "native", cmdline: "" });
+  assertEquals(mem.readU64(at), 0n);
+  writeBootParams(mem, kernel, { style: "native", cmdline: "", acpiRsdpPhysAddr: 0xE0000 });
+  assertEquals(mem.readU64(at), 0xE0000n);
 });
 
 Deno.test("writeBootParams places the initrd page-aligned below initrd_addr_max and above the kernel", () => {

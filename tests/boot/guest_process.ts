@@ -1,0 +1,112 @@
+/**
+ * Runs lguest.ts as a user would (`deno run -A main.ts ...` in a child process) and talks to the
+ * Guest through its console: wait for text in the output, type input. Used by the boot tests.
+ */
+
+const MAIN = new URL("../../main.ts", import.meta.url).pathname;
+
+export class GuestProcess {
+  readonly child: Deno.ChildProcess;
+  #output = "";
+  #stderr = "";
+  #writer: WritableStreamDefaultWriter<Uint8Array>;
+  #done: Promise<void>;
+  #waiters: (() => void)[] = [];
+
+  constructor(args: string[]) {
+    this.child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", MAIN, ...args],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    this.#writer = this.child.stdin.getWriter();
+    const pump = async (stream: ReadableStream<Uint8Array>, onText: (t: string) => void) => {
+      const decoder = new TextDecoder();
+      for await (const chunk of stream) {
+        onText(decoder.decode(chunk, { stream: true }));
+        for (const w of this.#waiters.splice(0)) w();
+      }
+    };
+    this.#done = Promise.all([
+      pump(this.child.stdout, (t) => this.#output += t),
+      pump(this.child.stderr, (t) => this.#stderr += t),
+    ]).then(() => {
+      for (const w of this.#waiters.splice(0)) w();
+    });
+  }
+
+  /** Everything the Guest wrote to the console so far. */
+  get output(): string {
+    return this.#output;
+  }
+  get stderr(): string {
+    return this.#stderr;
+  }
+
+  /** Waits until the console output matches `pattern` (searching from `from`); returns the match. */
+  async waitFor(pattern: RegExp, timeoutMs: number, from = 0): Promise<RegExpMatchArray> {
+    const deadline = performance.now() + timeoutMs;
+    for (;;) {
+      const m = this.#output.slice(from).match(pattern);
+      if (m) return m;
+      const left = deadline - performance.now();
+      if (left <= 0) {
+        throw new Error(
+          `timed out after ${timeoutMs} ms waiting for ${pattern}; console tail:\n${
+            this.#output.slice(-2000)
+          }\nstderr:\n${this.#stderr}`,
+        );
+      }
+      let id: ReturnType<typeof setTimeout> | undefined;
+      await new Promise<void>((resolve) => {
+        this.#waiters.push(resolve);
+        id = setTimeout(resolve, Math.min(left, 1000));
+      });
+      clearTimeout(id);
+    }
+  }
+
+  /** Types `text` into the Guest's console. */
+  async type(text: string): Promise<void> {
+    await this.#writer.write(new TextEncoder().encode(text));
+  }
+
+  /**
+   * Runs a shell command and returns what it printed. The command is followed by an echo of a
+   * computed marker, so the echoed command line itself never matches.
+   */
+  async run(command: string, timeoutMs = 120_000): Promise<string> {
+    const id = Math.floor(Math.random() * 1e6);
+    const from = this.#output.length;
+    await this.type(`${command}; echo @@$((${id}+1))@@\n`);
+    const m = await this.waitFor(new RegExp(`\\r?\\n([^]*?)@@${id + 1}@@`), timeoutMs, from);
+    // Drop the echoed command line: output starts after the first newline.
+    return m[1].replace(/\r/g, "");
+  }
+
+  /** Waits for the process to exit; returns its exit code. */
+  async exit(timeoutMs: number): Promise<number> {
+    const timer = setTimeout(() => {
+      try {
+        this.child.kill("SIGKILL");
+      } catch { /* already gone */ }
+    }, timeoutMs);
+    try {
+      await this.#writer.close().catch(() => {});
+      const status = await this.child.status;
+      await this.#done;
+      return status.code;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Kills the process (cleanup after a failed test). */
+  async kill(): Promise<void> {
+    try {
+      this.child.kill("SIGKILL");
+    } catch { /* already exited */ }
+    await this.exit(10_000).catch(() => {});
+  }
+}
