@@ -119,6 +119,8 @@ export class Cpu {
   lastException = -1;
   /** CR0.NE = 0 and an x87 error is pending: the platform raises IRQ 13 (FERR#). */
   onFpuError: (() => void) | null = null;
+  /** Set when a block of instructions ended in a way that must stop execute(). */
+  blockFailed = false;
   /** Set by INT n/INT3/INTO: the single-step trap is not taken after them. */
   softwareInterruptTaken = false;
   /** Debugging hook: told of every exception before it is delivered. */
