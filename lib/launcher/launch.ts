@@ -118,12 +118,16 @@ async function bootLinux(
   });
   debug(`ACPI tables at 0x${acpi.basePhysAddr.toString(16)}, RSDP at 0x${acpi.rsdpPhysAddr.toString(16)}`);
   terminal.start();
+  const started = performance.now();
   try {
     return await machine.run();
   } finally {
     terminal.flush();
     terminal.restore();
     await devices.close();
+    const seconds = (performance.now() - started) / 1000;
+    const n = machine.cpu.instructionsRetired();
+    debug(`guest ran ${n} instructions in ${seconds.toFixed(1)} s (${(n / seconds / 1e6).toFixed(1)} MIPS)`);
   }
 }
 
