@@ -15,6 +15,7 @@ import { writeBootParams } from "./boot_params.ts";
 import { checkFirmwareImage } from "./firmware_image.ts";
 import { loadKernelImage } from "./kernel_image.ts";
 import { attachVirtioDevices } from "./virtio_devices.ts";
+import { PanicWatch } from "./panic_watch.ts";
 import { EBP, EBX, EDI, ESI, ST_GDT_BASE, ST_GDT_LIMIT } from "../x86/registers.ts";
 import type { LaunchOptions } from "./options.ts";
 
@@ -99,12 +100,21 @@ async function bootLinux(
     },
     onQuit: () => machine.stop("killed", "three Ctrl-C within a second"),
   });
+  const panicWatch = new PanicWatch((reason) => machine.stop("panic", reason));
   const pc: PcPlatform = new PcPlatform(machine, {
-    serial: terminal,
+    serial: {
+      write(bytes) {
+        terminal.write(bytes);
+        panicWatch.write(bytes);
+      },
+    },
     onReset: () => machine.stop("reboot", "the guest reset the machine"),
   });
   const devices = await attachVirtioDevices(machine, pc.pic, opts, {
-    write: (bytes) => terminal.write(bytes),
+    write: (bytes) => {
+      terminal.write(bytes);
+      panicWatch.write(bytes);
+    },
     onInput: (cb) => hvcInput = cb,
   });
   // ACPI last: the DSDT's _PRT names the INTx lines the devices were just given.

@@ -75,3 +75,31 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "launcher ends with exit code 1 and the reason when the guest kernel panics",
+  ignore,
+  sanitizeResources: false,
+  async fn() {
+    const g = guest!;
+    const vm = new GuestProcess([
+      `--initrd=${g.initrd}`,
+      "64",
+      g.vmlinux ?? g.kernel,
+      ...FAST_ARGS,
+      "quiet",
+      "rdinit=/nonexistent",
+    ]);
+    try {
+      const code = await vm.exit(BOOT_TIMEOUT_MS);
+      assertEquals(code, 1, vm.stderr);
+      assert(
+        /guest stopped: Kernel panic - not syncing: VFS: Unable to mount root fs/.test(vm.stderr),
+        vm.stderr,
+      );
+    } catch (e) {
+      await vm.kill();
+      throw e;
+    }
+  },
+});
