@@ -13,9 +13,13 @@ export class GuestProcess {
   #done: Promise<void>;
   #waiters: (() => void)[] = [];
 
+  /**
+   * Starts `main.ts` with `args`. Guests run with `--deterministic` (time follows instructions), so a
+   * test behaves the same on a loaded CI machine as on an idle one.
+   */
   constructor(args: string[]) {
     this.child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", MAIN, ...args],
+      args: ["run", "-A", MAIN, "--deterministic", ...args],
       stdin: "piped",
       stdout: "piped",
       stderr: "piped",
