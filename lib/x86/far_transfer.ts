@@ -13,13 +13,12 @@ import {
   ST_SYSENTER_CS,
   ST_SYSENTER_EIP,
   ST_SYSENTER_ESP,
-  TR,
 } from "./cpu.ts";
-import { faultCode, GP, NP, SS_VEC, TS_VEC } from "./fault.ts";
+import { faultCode, GP, NP, SS_VEC } from "./fault.ts";
 import { CC_FLAGS, materialize } from "./lazy_flags.ts";
-import { readSys, write16, write32, writeSys } from "./mmu.ts";
+import { write16, write32, writeSys } from "./mmu.ts";
 import { adjustSp, peek16, peek32, push16, push32 } from "./ops/stack.ts";
-import { UnsupportedFeature } from "./interrupts.ts";
+import { INNER_STACK, readInnerStack, UnsupportedFeature } from "./interrupts.ts";
 import {
   DESC,
   descAttr,
@@ -144,19 +143,8 @@ export function farCall(cpu: Cpu, sel: number, offset: number, op32: boolean, ne
   const n = gate32 ? 4 : 2;
   if (!conforming && cdpl < cpl) {
     // More privileged: switch stacks via the TSS, copy parameters.
-    const tss32 = (cpu.segAttr[TR] & 8) !== 0;
-    const trBase = cpu.segBase[TR];
-    const spOff = tss32 ? 4 + cdpl * 8 : 2 + cdpl * 4;
-    if ((tss32 ? spOff + 5 : spOff + 3) > (cpu.segLimit[TR] >>> 0)) faultCode(TS_VEC, cpu.segSel[TR] & ~3);
-    const newSp = tss32 ? readSys(cpu, trBase + spOff, 4) : readSys(cpu, trBase + spOff, 2);
-    const newSs = readSys(cpu, trBase + spOff + (tss32 ? 4 : 2), 2);
-    if ((newSs & ~3) === 0) faultCode(TS_VEC, 0);
-    readDescriptor(cpu, newSs, TS_VEC);
-    const slo = DESC[0], shi = DESC[1];
-    if ((newSs & 3) !== cdpl || ((shi >>> 13) & 3) !== cdpl || ((shi >>> 8) & 0x1A) !== 0x12) {
-      faultCode(TS_VEC, newSs & ~3);
-    }
-    if ((shi & 0x8000) === 0) faultCode(SS_VEC, newSs & ~3);
+    readInnerStack(cpu, cdpl, 0);
+    const newSs = INNER_STACK[0], newSp = INNER_STACK[1], slo = INNER_STACK[2], shi = INNER_STACK[3];
     const ssBase = descBase(slo, shi), ss32 = (shi & 0x400000) !== 0;
     const paramVals: number[] = [];
     for (let i = params - 1; i >= 0; i--) paramVals.push(n === 4 ? peek32(cpu, i * 4) : peek16(cpu, i * 2));

@@ -63,6 +63,36 @@ export function deliverException(cpu: Cpu, vector: number, hasErrorCode: boolean
   }
 }
 
+/** The inner stack found by readInnerStack: SS selector, ESP, SS descriptor low and high dwords. */
+export const INNER_STACK = new Int32Array(4);
+
+/**
+ * Reads the stack for privilege `dpl` from the TSS and checks its SS descriptor (SDM 6.12.1,
+ * "Stack switching"): #TS for a bad TSS or SS, #SS for a non-present SS. `ext` is the EXT bit of
+ * error codes. Results in INNER_STACK.
+ */
+export function readInnerStack(cpu: Cpu, dpl: number, ext: number): void {
+  const trBase = cpu.segBase[TR];
+  const tss32 = (cpu.segAttr[TR] & 8) !== 0;
+  const spOff = tss32 ? 4 + dpl * 8 : 2 + dpl * 4;
+  if ((tss32 ? spOff + 5 : spOff + 3) > (cpu.segLimit[TR] >>> 0)) {
+    faultCode(TS_VEC, (cpu.segSel[TR] & ~3) + ext);
+  }
+  const newSp = tss32 ? readSys(cpu, trBase + spOff, 4) : readSys(cpu, trBase + spOff, 2);
+  const newSs = readSys(cpu, trBase + spOff + (tss32 ? 4 : 2), 2);
+  if ((newSs & ~3) === 0) faultCode(TS_VEC, ext);
+  readDescriptor(cpu, newSs, TS_VEC);
+  const shi = DESC[1];
+  if ((newSs & 3) !== dpl || ((shi >>> 13) & 3) !== dpl || ((shi >>> 8) & 0x1A) !== 0x12) {
+    faultCode(TS_VEC, (newSs & ~3) + ext);
+  }
+  if ((shi & 0x8000) === 0) faultCode(SS_VEC, (newSs & ~3) + ext);
+  INNER_STACK[0] = newSs;
+  INNER_STACK[1] = newSp;
+  INNER_STACK[2] = DESC[0];
+  INNER_STACK[3] = shi;
+}
+
 /**
  * Delivers interrupt `vector`. `returnEip` is the EIP pushed (the next instruction for traps and
  * INT n, the faulting one for faults). Raises a CPU fault if delivery is impossible.
@@ -126,22 +156,8 @@ export function deliverInterrupt(
   const oldCs = cpu.segSel[CS];
   if (!conforming && dpl < cpl) {
     // Inter-privilege: new stack from the TSS.
-    const trBase = cpu.segBase[TR], trLimit = cpu.segLimit[TR];
-    const tss32 = (cpu.segAttr[TR] & 8) !== 0;
-    const spOff = tss32 ? 4 + dpl * 8 : 2 + dpl * 4;
-    const need = tss32 ? spOff + 5 : spOff + 3;
-    if (need > (trLimit >>> 0)) faultCode(TS_VEC, (cpu.segSel[TR] & ~3) + ext);
-    const newSp = tss32 ? readSys(cpu, trBase + spOff, 4) : readSys(cpu, trBase + spOff, 2);
-    const newSs = readSys(cpu, trBase + spOff + (tss32 ? 4 : 2), 2);
-    if ((newSs & ~3) === 0) faultCode(TS_VEC, ext);
-    readDescriptor(cpu, newSs, TS_VEC);
-    const shi = DESC[1];
-    const stype = (shi >>> 8) & 0x1F;
-    if ((newSs & 3) !== dpl || ((shi >>> 13) & 3) !== dpl || (stype & 0x1A) !== 0x12) {
-      faultCode(TS_VEC, (newSs & ~3) + ext);
-    }
-    if ((shi & 0x8000) === 0) faultCode(SS_VEC, (newSs & ~3) + ext);
-    const ssLo = DESC[0];
+    readInnerStack(cpu, dpl, ext);
+    const newSs = INNER_STACK[0], newSp = INNER_STACK[1], ssLo = INNER_STACK[2], shi = INNER_STACK[3];
     const ssBase = descBase(ssLo, shi);
     const ss32 = (shi & 0x400000) !== 0;
     let sp = newSp;

@@ -8,18 +8,9 @@ import { read16, read32, read8, write16, write32, write8 } from "../mmu.ts";
 /** Byte offsets of AL CL DL BL AH CH DH BH in the register file's bytes. */
 export const REG8 = new Uint8Array([0, 4, 8, 12, 1, 5, 9, 13]);
 
-/** The linear address of a decoded instruction's memory operand. */
+/** The linear address of a decoded instruction's memory operand: offset plus segment base. */
 export function ea(cpu: Cpu, slot: number): number {
-  const dc = cpu.decoded;
-  const e = dc.ea[slot];
-  const regs = cpu.regs;
-  let a = dc.disp[slot];
-  const b = e & 15;
-  if (b !== 8) a += regs[b];
-  const i = (e >> 4) & 15;
-  if (i !== 8) a += regs[i] << ((e >> 8) & 3);
-  if ((e & 0x8000) !== 0) a &= 0xFFFF;
-  return (a + cpu.segBase[(e >> 12) & 7]) | 0;
+  return (eaOffset(cpu, slot) + cpu.segBase[(cpu.decoded.ea[slot] >> 12) & 7]) | 0;
 }
 
 /** The offset (without segment base) of the memory operand: LEA. */
