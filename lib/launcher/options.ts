@@ -141,19 +141,31 @@ export function parseCommandLine(
   let kernelArgs: string[] = [];
   let optionsDone = false;
 
-  // Like lguest's getopt with "+", options stop at the first argument that is not one; unlike it we
-  // let options sit between <mem> and <kernel>, and everything after <kernel> belongs to the kernel.
+  // Like lguest's GNU getopt_long, Launcher options are recognised anywhere, also after <kernel>
+  // (lguest's own documentation writes `lguest 64m vmlinux --block=rootfile root=/dev/vda`); other
+  // arguments after <kernel> go to the kernel in order, and everything after a "--" goes there too.
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
-    if (optionsDone || !arg.startsWith("-") || arg === "-") {
+    if (kernelPath !== undefined) {
+      const name = arg.split("=", 1)[0];
+      const ours = !optionsDone && (FLAGS.has(name) || VALUED.has(name) || name in UNSUPPORTED);
+      if (arg === "--" && !optionsDone) {
+        optionsDone = true;
+        continue;
+      }
+      if (!ours) {
+        kernelArgs.push(arg);
+        continue;
+      }
+    } else if (optionsDone || !arg.startsWith("-") || arg === "-") {
       if (memText === undefined) {
         memText = arg;
       } else if (firmwarePath !== undefined) {
         throw new LaunchError(`Unexpected argument "${arg}": --firmware takes no kernel image or arguments`);
       } else {
         kernelPath = arg;
-        kernelArgs = argv.slice(i + 1);
-        break;
+        kernelArgs = [];
+        optionsDone = false;
       }
       continue;
     }
@@ -224,14 +236,6 @@ export function parseCommandLine(
   opts.memBytes = parseMemSize(memText, MIN_KERNEL_MEM_BYTES);
   if (kernelPath === undefined) {
     throw new LaunchError(`Missing <kernel> argument after memory size "${memText}"`);
-  }
-  for (const karg of kernelArgs) {
-    const kname = karg.split("=", 1)[0];
-    if (FLAGS.has(kname) || VALUED.has(kname) || kname in UNSUPPORTED) {
-      opts.warnings.push(
-        `"${karg}" comes after the kernel image, so it is passed to the kernel; put Launcher options before <mem>`,
-      );
-    }
   }
   opts.boot = { kind: "kernel", path: kernelPath, cmdline: kernelArgs.join(" ") };
   return opts;

@@ -71,17 +71,17 @@ Deno.test("parseCommandLine accepts getopt's separate-value form and options bet
   assertEquals(opts.boot, { kind: "kernel", path: "vmlinux", cmdline: "quiet" });
 });
 
-Deno.test("parseCommandLine passes everything after the kernel to the kernel, warning about our options", () => {
-  // lguest's documented "lguest 64 vmlinux --tunnet=... --block=rootfile root=/dev/vda" handed these to the kernel too.
-  const opts = parse("64m", "vmlinux", "--block=rootfile", "root=/dev/vda", "--help");
-  assertEquals(opts.boot, {
-    kind: "kernel",
-    path: "vmlinux",
-    cmdline: "--block=rootfile root=/dev/vda --help",
-  });
-  assertEquals(opts.blocks, []);
-  assertEquals(opts.warnings.length, 1);
-  assert(opts.warnings[0].includes('"--block=rootfile" comes after the kernel image'), opts.warnings[0]);
+Deno.test("parseCommandLine recognises Launcher options after the kernel, as lguest's GNU getopt did", () => {
+  // lguest's documented "lguest 64m vmlinux --tunnet=... --block=rootfile root=/dev/vda": getopt_long
+  // with optstring "v" permutes argv, so --block is an option wherever it stands.
+  const opts = parse("64m", "vmlinux", "--block=rootfile", "root=/dev/vda", "--initrd", "init.gz", "quiet");
+  assertEquals(opts.boot, { kind: "kernel", path: "vmlinux", cmdline: "root=/dev/vda quiet" });
+  assertEquals(opts.blocks, [{ path: "rootfile", readOnly: false }]);
+  assertEquals(opts.initrdPath, "init.gz");
+  // After "--", everything goes to the kernel, options included.
+  const raw = parse("64m", "vmlinux", "a", "--", "--block=x", "b");
+  assertEquals(raw.boot, { kind: "kernel", path: "vmlinux", cmdline: "a --block=x b" });
+  assertEquals(raw.blocks, []);
 });
 
 Deno.test("parseCommandLine treats -- as the end of options", () => {
