@@ -24,7 +24,8 @@ const args = [
   'lguest_run="true"',
 ];
 const t0 = performance.now();
-const child = new Deno.Command(Deno.execPath(), { args, stdin: "null", stdout: "piped", stderr: "piped" }).spawn();
+const child = new Deno.Command(Deno.execPath(), { args, stdin: "null", stdout: "piped", stderr: "piped" })
+  .spawn();
 let markerMs = NaN;
 let out = "";
 const decoder = new TextDecoder();
@@ -41,7 +42,15 @@ const readErr = (async () => {
 const status = await child.status;
 await Promise.all([readOut, readErr]);
 const stats = err.match(/guest ran (\d+) instructions in ([\d.]+) s \(([\d.]+) MIPS\)/);
-console.log(`kernel: ${bz ? "bzImage (in-guest decompression)" : "ELF vmlinux"}${full ? "" : ", cryptomgr.notests=1 noisapnp"}`);
+console.log(
+  `kernel: ${bz ? "bzImage (in-guest decompression)" : "ELF vmlinux"}${
+    full ? "" : ", cryptomgr.notests=1 noisapnp"
+  }`,
+);
 console.log(`launch to userspace marker: ${(markerMs / 1000).toFixed(1)} s wall`);
-if (stats) console.log(`guest instructions (launch to power-off): ${(Number(stats[1]) / 1e9).toFixed(2)} G, ${stats[3]} MIPS`);
+if (stats) {
+  console.log(
+    `guest instructions (launch to power-off): ${(Number(stats[1]) / 1e9).toFixed(2)} G, ${stats[3]} MIPS`,
+  );
+}
 console.log(`exit code: ${status.code}`);

@@ -21,6 +21,8 @@ export interface GuestFiles {
   version: string;
   /** The Debian packages used, like "linux-image-6.1.0-50-686-unsigned:i386=6.1.176-1". */
   packages: string[];
+  /** The modules in the initramfs, in /init's load order (absent in caches from before this field). */
+  modules?: string[];
 }
 
 /** The host cannot provide the Guest (no apt, no i386 kernel package); tests skip on this. */
@@ -42,6 +44,16 @@ export const VIRTIO_MODULES = [
   "virtio_console",
   "virtio_rng",
 ];
+
+/**
+ * Filesystem modules for mounting block devices: the Debian kernel has no disk filesystem built in.
+ * ext4 also mounts ext2 and ext3 (CONFIG_EXT4_USE_FOR_EXT2); it needs a "crc32c" driver to mount at all
+ * (6.1 loads it unconditionally) and only softdeps on one, hence crc32c_generic. Loaded after VIRTIO_MODULES.
+ */
+export const FILESYSTEM_MODULES = ["crc32c_generic", "ext4"];
+
+/** Every module the initramfs is built with (their dependencies are added). */
+export const GUEST_MODULES = [...VIRTIO_MODULES, ...FILESYSTEM_MODULES];
 
 /** The line /init prints once userspace runs, followed by `uname -r`. */
 export const READY_MARKER = "LGUEST-TS-READY";
@@ -93,6 +105,8 @@ async function readManifest(dir: string): Promise<GuestFiles | undefined> {
     for (const path of [files.kernel, files.initrd, files.vmlinux]) {
       if (path !== undefined) await Deno.stat(path);
     }
+    // A cache built with fewer modules (an older GUEST_MODULES) is rebuilt.
+    if (!GUEST_MODULES.every((m) => files.modules?.includes(m))) return undefined;
     return files;
   } catch {
     return undefined;
@@ -127,7 +141,7 @@ async function fetchAndBuild(dir: string, parent: string, log: (line: string) =>
     if (!boot) throw new Error(`${kernelPackage.spec} has no boot/vmlinuz-*`);
     const version = boot.slice("vmlinuz-".length);
     const busybox = await Deno.readFile(`${root}/bin/busybox`);
-    const modules = await collectModules(`${root}/lib/modules/${version}`, VIRTIO_MODULES);
+    const modules = await collectModules(`${root}/lib/modules/${version}`, GUEST_MODULES);
     log(`modules, in load order: ${modules.map((m) => m.name).join(" ")}`);
     const initramfs = await buildInitramfs({ busybox, modules, version });
 
@@ -140,6 +154,7 @@ async function fetchAndBuild(dir: string, parent: string, log: (line: string) =>
       initrd: `${dir}/initramfs.cpio.gz`,
       version,
       packages,
+      modules: modules.map((m) => m.name),
     };
     const vmlinux = await extractVmlinux(await Deno.readFile(`${root}/boot/${boot}`), log);
     if (vmlinux) {

@@ -15,11 +15,13 @@ export class GuestProcess {
 
   /**
    * Starts `main.ts` with `args`. Guests run with `--deterministic` (time follows instructions), so a
-   * test behaves the same on a loaded CI machine as on an idle one.
+   * test behaves the same on a loaded CI machine as on an idle one. Networked guests pass
+   * `{ deterministic: false }`: a deterministic guest that idles skips its clock to the next timer,
+   * so while it waits for a peer's frame its timeouts (TCP retransmits, ping) fire at once.
    */
-  constructor(args: string[]) {
+  constructor(args: string[], options: { deterministic?: boolean } = {}) {
     this.child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", MAIN, "--deterministic", ...args],
+      args: ["run", "-A", MAIN, ...(options.deterministic === false ? [] : ["--deterministic"]), ...args],
       stdin: "piped",
       stdout: "piped",
       stderr: "piped",

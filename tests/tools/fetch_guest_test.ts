@@ -9,6 +9,7 @@ import { gunzip, parseCpio, S_IFCHR, S_IFLNK, S_IFMT, S_IFREG } from "../../lib/
 import {
   buildInitramfs,
   ensureGuest,
+  FILESYSTEM_MODULES,
   guestDir,
   initScript,
   moduleDepends,
@@ -98,10 +99,12 @@ Deno.test({
     assertEquals(busybox[18], 3, "busybox is i386");
     const init = dec.decode(byName.get("init")!.data);
     assert(init.includes(READY_MARKER), init);
-    // Every module in VIRTIO_MODULES is in the archive and in /init's list, after all it depends on.
+    // Every module in GUEST_MODULES is in the archive and in /init's list, after all it depends on.
     const listed = [...init.matchAll(/\/lib\/modules\/[^/]+\/(kernel\/\S+\.ko)/g)].map((m) => m[1]);
     const names = listed.map((p) => p.slice(p.lastIndexOf("/") + 1, -3).replaceAll("-", "_"));
-    assertEquals(names, VIRTIO_MODULES); // DEBIAN-GUEST's order is already dependencies-first
+    // DEBIAN-GUEST's order is already dependencies-first; the filesystems (and theirs) come after.
+    assertEquals(names.slice(0, VIRTIO_MODULES.length), VIRTIO_MODULES);
+    for (const m of FILESYSTEM_MODULES) assert(names.includes(m), `${m} in ${names}`);
     for (const [i, path] of listed.entries()) {
       const data = byName.get(`lib/modules/${guest!.version}/${path}`)?.data;
       assert(data, `module ${path} in the archive`);

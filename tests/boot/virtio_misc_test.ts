@@ -1,0 +1,95 @@
+/**
+ * virtio-rng and virtio-console end to end with the real Debian Guest (tools/fetch_guest.ts): the
+ * Guest's /dev/hwrng gives fresh bytes from `--rng`, and a shell on hvc0 (the last console=, so the
+ * launcher routes keyboard input to virtio-console) answers commands.
+ */
+import { assert, assertEquals } from "../assert.ts";
+import { guest, skipReason } from "../tools/guest_fixture.ts";
+import { GuestProcess } from "./guest_process.ts";
+
+const ignore = guest === undefined;
+if (ignore) console.warn(`virtio rng/console boot tests skipped: ${skipReason}`);
+
+const BOOT_TIMEOUT_MS = 600_000;
+/** As in debian_boot_test.ts, less console=ttyS0 (each test picks its console). */
+const FAST_ARGS = ["cryptomgr.notests=1", "noisapnp"];
+
+async function boot(launcherArgs: string[], kernelArgs: string[]): Promise<GuestProcess> {
+  const g = guest!;
+  const vm = new GuestProcess([
+    ...launcherArgs,
+    `--initrd=${g.initrd}`,
+    "256",
+    g.vmlinux ?? g.kernel,
+    ...kernelArgs,
+  ]);
+  try {
+    await vm.waitFor(/\/ # /, BOOT_TIMEOUT_MS);
+  } catch (e) {
+    await vm.kill();
+    throw e;
+  }
+  return vm;
+}
+
+/**
+ * The last `n` lines of a command's output. GuestProcess.run drops the echoed command up to its first
+ * newline, but a command longer than the terminal's width is echoed wrapped, leaving its tail in front.
+ */
+function lastLines(output: string, n: number): string[] {
+  return output.trimEnd().split("\n").slice(-n);
+}
+
+async function powerOff(vm: GuestProcess): Promise<void> {
+  await vm.type("poweroff -f\n");
+  const code = await vm.exit(120_000);
+  assertEquals(code, 0, `exit code ${code}; stderr: ${vm.stderr}`);
+}
+
+Deno.test({
+  name: "--rng: the Guest's /dev/hwrng is virtio_rng and gives 16 fresh bytes per read",
+  ignore,
+  sanitizeResources: false,
+  async fn() {
+    const vm = await boot(["--rng"], ["console=ttyS0", ...FAST_ARGS]);
+    try {
+      assertEquals((await vm.run("cat /sys/class/misc/hw_random/rng_current")).trim(), "virtio_rng.0");
+      const read = async () => {
+        const out = await vm.run("dd if=/dev/hwrng bs=16 count=1 2>/dev/null | od -An -tx1");
+        const bytes = lastLines(out, 1)[0].trim().split(/\s+/);
+        assertEquals(bytes.length, 16, out);
+        assert(bytes.every((b) => /^[0-9a-f]{2}$/.test(b)), out);
+        return bytes.join("");
+      };
+      const first = await read();
+      const second = await read();
+      assert(first !== second, `two reads gave the same bytes: ${first}`);
+      await powerOff(vm);
+    } catch (e) {
+      await vm.kill();
+      throw e;
+    }
+  },
+});
+
+Deno.test({
+  name: "console=hvc0: the shell runs on virtio-console and answers typed commands",
+  ignore,
+  sanitizeResources: false,
+  async fn() {
+    const vm = await boot([], ["console=ttyS0", ...FAST_ARGS, "console=hvc0"]);
+    try {
+      assertEquals((await vm.run("tty")).trim(), "/dev/hvc0");
+      assertEquals((await vm.run("echo answer-$((6*7))")).trim(), "answer-42");
+      const dmesg = await vm.run("dmesg | grep -c 'console \\[hvc0\\] enabled'");
+      assertEquals(dmesg.trim(), "1");
+      // A longer line in and a longer output back (more than one virtqueue buffer's worth).
+      const long = await vm.run(`echo ${"x".repeat(300)} | wc -c; seq 1 3000 | tail -n 1`);
+      assertEquals(lastLines(long, 2).map((l) => l.trim()), ["301", "3000"]);
+      await powerOff(vm);
+    } catch (e) {
+      await vm.kill();
+      throw e;
+    }
+  },
+});
