@@ -86,9 +86,13 @@ export class GuestProcess {
     const id = Math.floor(Math.random() * 1e6);
     const from = this.#output.length;
     await this.type(`${command}; echo @@$((${id}+1))@@\n`);
-    const m = await this.waitFor(new RegExp(`\\r?\\n([^]*?)@@${id + 1}@@`), timeoutMs, from);
-    // Drop the echoed command line: output starts after the first newline.
-    return m[1].replace(/\r/g, "");
+    const m = await this.waitFor(new RegExp(`@@${id + 1}@@`), timeoutMs, from);
+    const end = from + m.index!;
+    // The output starts after the echoed command line, which ends with the marker expression (the
+    // terminal may wrap a long command over several lines).
+    const echoed = this.#output.indexOf(`${id}+1))@@`, from);
+    const start = echoed >= 0 && echoed < end ? this.#output.indexOf("\n", echoed) + 1 : from;
+    return this.#output.slice(start, end).replace(/\r/g, "");
   }
 
   /** Waits for the process to exit; returns its exit code. */
