@@ -28,9 +28,13 @@ export interface AttachedDevices {
   close(): Promise<void>;
 }
 
-/** A stable default MAC per network device: QEMU's 52:54:00:12:34:56, counting up. */
-export function defaultMac(index: number): Uint8Array {
-  return new Uint8Array([0x52, 0x54, 0x00, 0x12, 0x34, 0x56 + index]);
+/**
+ * A stable default MAC per network device, different at the two ends of one socket link:
+ * 52:54:00 (QEMU's prefix), then 0x10 for a listening end or 0x20 for a connecting one, then the
+ * port. Two guests each with one NIC on the same link thus never share an address.
+ */
+export function defaultMac(mode: "listen" | "connect", port: number): Uint8Array {
+  return new Uint8Array([0x52, 0x54, 0x00, mode === "listen" ? 0x10 : 0x20, (port >> 8) & 0xFF, port & 0xFF]);
 }
 
 export async function attachVirtioDevices(
@@ -73,7 +77,7 @@ export async function attachVirtioDevices(
     for (const [i, o] of opts.nets.entries()) {
       const net = SocketNet.open({ mode: o.mode, hostname: o.host, port: o.port });
       closers.push(() => net.close());
-      plug(new NetDevice(net, { mac: o.mac ?? defaultMac(i) }), `virtio-net${i}`);
+      plug(new NetDevice(net, { mac: o.mac ?? defaultMac(o.mode, o.port) }), `virtio-net${i}`);
     }
     if (opts.rng) plug(new RngDevice(new HostEntropy()), "virtio-rng");
   } catch (e) {

@@ -7,7 +7,11 @@ import { assert, assertEquals } from "../assert.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 const denort = Deno.env.get("DENORT_BIN");
-if (!denort) console.warn("compile test skipped: set DENORT_BIN to a denort binary (deno compile cannot download it here)");
+if (!denort) {
+  console.warn(
+    "compile test skipped: set DENORT_BIN to a denort binary (deno compile cannot download it here)",
+  );
+}
 
 Deno.test({
   name: "deno compile builds one lguest executable that answers --version and --help",

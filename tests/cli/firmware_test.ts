@@ -65,7 +65,8 @@ Deno.test("main --firmware refuses an image that is not 64 or 128 KiB, in one li
   try {
     const rom = `${dir}/small.bin`;
     await Deno.writeFile(rom, new Uint8Array(1000));
-    const out = await new Deno.Command(Deno.execPath(), { args: ["run", "-A", MAIN, `--firmware=${rom}`] }).output();
+    const out = await new Deno.Command(Deno.execPath(), { args: ["run", "-A", MAIN, `--firmware=${rom}`] })
+      .output();
     const stderr = new TextDecoder().decode(out.stderr);
     assertEquals(out.code, 2);
     assertEquals(stderr.trim().split("\n").length, 1, stderr);
