@@ -1246,15 +1246,30 @@ export function ioPrivileged(cpu: Cpu): boolean {
   return cpu.st[9] <= ((cpu.cc[CC_FLAGS] >> 12) & 3);
 }
 
+/** ALU op E, G (opcodes 00-3B forms 0 and 1): the register operand is the source. */
 function aluEG(cpu: Cpu, slot: number, op: number, size: number): void {
+  const g = (cpu.decoded.modrm[slot] >> 3) & 7;
+  aluE(cpu, slot, op, size, size === 2 ? cpu.regs[g] : size === 1 ? cpu.r16[g << 1] : cpu.r8[REG8[g]]);
+}
+
+/** Group 1 (80-83): ALU op E, imm with the operation in ModRM.reg. */
+function aluEI(cpu: Cpu, slot: number, size: number, imm: number): void {
+  aluE(cpu, slot, (cpu.decoded.modrm[slot] >> 3) & 7, size, imm);
+}
+
+/** ALU op on the r/m operand with `src`; CMP (7) only sets flags. Memory is probed before it changes. */
+function aluE(cpu: Cpu, slot: number, op: number, size: number, src: number): void {
   const m = cpu.decoded.modrm[slot];
-  const g = (m >> 3) & 7;
-  const src = size === 2 ? cpu.regs[g] : size === 1 ? cpu.r16[g << 1] : cpu.r8[REG8[g]];
   if (m >= 0xC0) {
     const r = m & 7;
     if (size === 2) {
-      const v = alu(cpu.cc, op, cpu.regs[r], src, 2);
-      if (op !== 7) cpu.regs[r] = v;
+      const regs = cpu.regs;
+      const v = op === 0
+        ? add32(cpu.cc, regs[r], src)
+        : op === 5 || op === 7
+        ? sub32(cpu.cc, regs[r], src)
+        : alu(cpu.cc, op, regs[r], src, 2);
+      if (op !== 7) regs[r] = v;
     } else if (size === 1) {
       const v = alu(cpu.cc, op, cpu.r16[r << 1], src, 1);
       if (op !== 7) cpu.r16[r << 1] = v;
@@ -1271,37 +1286,6 @@ function aluEG(cpu: Cpu, slot: number, op: number, size: number): void {
   }
   probeWrite(cpu, a, 1 << size);
   writeMem(cpu, a, size, alu(cpu.cc, op, readMem(cpu, a, size), src, size));
-}
-
-function aluEI(cpu: Cpu, slot: number, size: number, imm: number): void {
-  const m = cpu.decoded.modrm[slot];
-  const op = (m >> 3) & 7;
-  if (m >= 0xC0) {
-    const r = m & 7;
-    if (size === 2) {
-      const regs = cpu.regs;
-      const v = op === 0
-        ? add32(cpu.cc, regs[r], imm)
-        : op === 5 || op === 7
-        ? sub32(cpu.cc, regs[r], imm)
-        : alu(cpu.cc, op, regs[r], imm, 2);
-      if (op !== 7) regs[r] = v;
-    } else if (size === 1) {
-      const v = alu(cpu.cc, op, cpu.r16[r << 1], imm, 1);
-      if (op !== 7) cpu.r16[r << 1] = v;
-    } else {
-      const v = alu(cpu.cc, op, cpu.r8[REG8[r]], imm, 0);
-      if (op !== 7) cpu.r8[REG8[r]] = v;
-    }
-    return;
-  }
-  const a = ea(cpu, slot);
-  if (op === 7) {
-    alu(cpu.cc, op, readMem(cpu, a, size), imm, size);
-    return;
-  }
-  probeWrite(cpu, a, 1 << size);
-  writeMem(cpu, a, size, alu(cpu.cc, op, readMem(cpu, a, size), imm, size));
 }
 
 function shiftE(cpu: Cpu, slot: number, size: number, count: number): void {
