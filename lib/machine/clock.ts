@@ -62,6 +62,14 @@ export class VirtualClock {
     return t;
   }
 
+  /** Each armed timer's name and how far ahead it fires, for the machine-state dump. */
+  describe(): string {
+    const now = this.nowNs();
+    const armed = this.#timers.filter((t) => t.deadlineNs !== Infinity)
+      .map((t) => `${t.name} in ${((t.deadlineNs - now) / 1e6).toFixed(3)} ms`);
+    return `clock ${this.mode} at ${(now / 1e9).toFixed(3)} s; timers: ${armed.join(", ") || "none armed"}`;
+  }
+
   /** The earliest armed deadline, or Infinity. */
   nextDeadlineNs(): number {
     let d = Infinity;

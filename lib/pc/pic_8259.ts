@@ -195,6 +195,14 @@ class Pic8259 {
     return this.#readIsr ? this.#isr : this.#irr;
   }
 
+  /** IRR/ISR/IMR and the input lines, for the state dump. */
+  describe(): string {
+    const h = (v: number) => v.toString(16).padStart(2, "0");
+    return `irr=${h(this.#irr)} isr=${h(this.#isr)} imr=${h(this.#imr)} lines=${h(this.#lines)} elcr=${
+      h(this.#elcr)
+    }`;
+  }
+
   writeElcr(value: number): void {
     this.#elcr = value & this.#elcrMask;
     // Inputs that just became level-triggered request exactly while their line is high.
@@ -247,6 +255,11 @@ export class Pic8259Pair implements IrqSink, InterruptSource {
     if (line < 8) this.#master.setInput(line, level);
     else this.#slave.setInput(line & 7, level);
     this.#update();
+  }
+
+  /** Both chips' registers, for the machine-state dump. */
+  describe(): string {
+    return `pic master ${this.#master.describe()}; slave ${this.#slave.describe()}; int=${this.#output}`;
   }
 
   hasInterrupt(): boolean {

@@ -359,8 +359,10 @@ export class Pit8254 {
   setGate(channel: number, level: boolean): void {
     const ch = this.#channels[channel];
     if (ch.gate === level) return;
-    ch.setGate(level, tickAt(this.#clock.nowNs()));
-    if (channel === 0) this.#channel0Changed();
+    const nowNs = this.#clock.nowNs();
+    if (channel === 0) this.#deliverDueEdge(nowNs);
+    ch.setGate(level, tickAt(nowNs));
+    if (channel === 0) this.#channel0Changed(nowNs);
   }
 
   /** A channel's GATE input as last set. */
@@ -379,12 +381,15 @@ export class Pit8254 {
 
   #writeCounter(channel: number, value: number): void {
     const ch = this.#channels[channel];
-    if (ch.writeCount(value, tickAt(this.#clock.nowNs())) && channel === 0) this.#channel0Changed();
+    const nowNs = this.#clock.nowNs();
+    if (channel === 0) this.#deliverDueEdge(nowNs);
+    if (ch.writeCount(value, tickAt(nowNs)) && channel === 0) this.#channel0Changed(nowNs);
   }
 
   #writeControl(value: number): void {
     const select = value >> 6;
-    const tick = tickAt(this.#clock.nowNs());
+    const nowNs = this.#clock.nowNs();
+    const tick = tickAt(nowNs);
     if (select === 3) {
       // Read-back: bit 5 clear latches counts, bit 4 clear latches status, bits 1-3 pick channels.
       for (let i = 0; i < 3; i++) {
@@ -400,14 +405,30 @@ export class Pit8254 {
       ch.latchCount(tick);
       return;
     }
+    if (select === 0) this.#deliverDueEdge(nowNs);
     ch.writeControl(value);
-    if (select === 0) this.#channel0Changed();
+    if (select === 0) this.#channel0Changed(nowNs);
   }
 
-  /** Re-drives IRQ0 from channel 0's OUT and arms the timer for its next rising edge. */
-  #channel0Changed(): void {
+  /**
+   * Channel 0 is about to change: an edge whose time has come but which the run loop has not
+   * fired yet (timers fire between CPU slices) happened on real hardware, so it reaches the 8259
+   * now instead of being lost to the reprogramming.
+   */
+  #deliverDueEdge(nowNs: number): void {
+    if (this.#timer.deadlineNs > nowNs) return;
+    this.#timer.cancel();
+    this.#onTimer(nowNs);
+  }
+
+  /**
+   * Re-drives IRQ0 from channel 0's OUT and arms the timer for its next rising edge. `nowNs` is
+   * the time of the access that changed the channel: reading the clock again here could step past
+   * a short one-shot count's edge (host time moves on) and lose it for good.
+   */
+  #channel0Changed(nowNs: number): void {
     const ch = this.#channels[0];
-    const tick = tickAt(this.#clock.nowNs());
+    const tick = tickAt(nowNs);
     this.#driveIrq(ch.out(tick));
     this.#armTimer(ch, tick);
   }

@@ -158,6 +158,13 @@ export class Uart16550 {
     this.#backend.write(this.#txBuffer.subarray(0, count));
   }
 
+  /** Registers and queue depths, for the machine-state dump. */
+  describe(): string {
+    const h = (v: number) => v.toString(16).padStart(2, "0");
+    return `${this.name} ier=${h(this.#ier)} iir=${h(this.#iir())} mcr=${h(this.#mcr)} lcr=${h(this.#lcr)} ` +
+      `rx-fifo=${this.#rxCount} rx-queue=${this.#rxQueueCount} thre-pending=${this.#thrPending} irq=${this.#irqLevel}`;
+  }
+
   #read(offset: number): number {
     switch (offset) {
       case 0:

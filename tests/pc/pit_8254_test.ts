@@ -6,6 +6,7 @@ import { assert, assertEquals } from "../assert.ts";
 import { PortBus } from "../../lib/machine/bus.ts";
 import { Pic8259Pair } from "../../lib/pc/pic_8259.ts";
 import { Pit8254, PIT_HZ } from "../../lib/pc/pit_8254.ts";
+import { VirtualClock } from "../../lib/machine/clock.ts";
 import { SystemControlPort } from "../../lib/pc/system_control_port.ts";
 import { FakeIrqSink } from "./fake_irq_sink.ts";
 import { SteppedClock } from "./stepped_clock.ts";
@@ -190,6 +191,38 @@ Deno.test("Pit8254 mode 4 (Linux's oneshot clockevent) pulses IRQ0 once", () => 
   assertEquals(irq.risingEdges[0], before + 1);
   time.advanceNs(1e8);
   assertEquals(irq.risingEdges[0], before + 1, "one shot only");
+});
+
+Deno.test("Pit8254 mode 4: a short count whose edge passes during the write itself still fires", () => {
+  // Host-clock mode: time moves on between any two clock reads (a preempted host can lose
+  // milliseconds there). Each read here advances the clock by 5,000 PIT ticks, more than the count.
+  let instructions = 0;
+  const clock = new VirtualClock("deterministic", 10);
+  clock.setInstructionCounter(() => instructions += Math.ceil(5000 * NS_PER_TICK / 10));
+  const irq = new FakeIrqSink();
+  const ports = new PortBus();
+  new Pit8254(clock, irq).register(ports);
+  ports.write(PIT_MODE, 1, 0x38);
+  const before = irq.risingEdges[0];
+  ports.write(PIT_CH0, 1, 0xEA); // 0x0AEA = 2794 ticks, what Linux wrote when it went wrong
+  ports.write(PIT_CH0, 1, 0x0A);
+  clock.runDue();
+  assertEquals(irq.risingEdges[0], before + 1, "the one-shot edge was lost");
+});
+
+Deno.test("Pit8254 mode 4: reprogramming after an edge's time but before the run loop fired it keeps the edge", () => {
+  const { time, ports, irq } = setup();
+  ports.write(PIT_MODE, 1, 0x38);
+  ports.write(PIT_CH0, 1, 100);
+  ports.write(PIT_CH0, 1, 0);
+  const before = irq.risingEdges[0];
+  // The guest runs on past the edge within one CPU slice (no runDue), then writes a new count.
+  time.instructions += Math.ceil((200 * NS_PER_TICK) / 10);
+  ports.write(PIT_CH0, 1, 50);
+  ports.write(PIT_CH0, 1, 0);
+  assertEquals(irq.risingEdges[0], before + 1, "the first count's edge happened on time on hardware");
+  time.advanceNs(60 * NS_PER_TICK);
+  assertEquals(irq.risingEdges[0], before + 2, "and the second count fires too");
 });
 
 Deno.test("Pit8254 mode 0 on channel 0 holds IRQ0 high from the terminal count", () => {
