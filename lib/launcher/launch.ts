@@ -65,6 +65,8 @@ async function bootLinux(
   const machine = new Machine({
     memBytes: opts.memBytes,
     clock: opts.deterministic ? "deterministic" : "host",
+    // A network peer answers in wall-clock time: a deterministic guest with a link idles in it too.
+    idleInHostTime: opts.nets.length > 0,
   });
   const kernel = loadKernelImage(machine.mem, kernelBytes, kernelPath);
   const info = writeBootParams(machine.mem, kernel, {
@@ -129,9 +131,14 @@ async function bootLinux(
   debug(`ACPI tables at 0x${acpi.basePhysAddr.toString(16)}, RSDP at 0x${acpi.rsdpPhysAddr.toString(16)}`);
   terminal.start();
   const started = performance.now();
+  const dumpState = () =>
+    warn(`machine state:\n${machine.describe()}\n${pc.pic.describe()}\n${pc.uart.describe()}`);
+  const dumpSignal = Deno.build.os === "windows" ? null : "SIGUSR2";
+  if (dumpSignal) Deno.addSignalListener(dumpSignal, dumpState);
   try {
     return await machine.run();
   } finally {
+    if (dumpSignal) Deno.removeSignalListener(dumpSignal, dumpState);
     terminal.flush();
     terminal.restore();
     await devices.close();

@@ -18,6 +18,12 @@ export interface MachineOptions {
   clock?: ClockMode;
   /** Deterministic mode: virtual nanoseconds per instruction. */
   nsPerInstruction?: number;
+  /**
+   * Deterministic mode: let idle time pass at host speed instead of skipping to the next timer
+   * (QEMU's `-icount sleep=on`). For guests wired to the outside world (a network link), whose
+   * peers answer in wall-clock time: skipping would fire their timeouts before any answer.
+   */
+  idleInHostTime?: boolean;
 }
 
 /** How a run ended. */
@@ -37,6 +43,7 @@ export class Machine {
   readonly mmio = new MmioBus();
   readonly clock: VirtualClock;
   readonly cpu: Cpu;
+  readonly idleInHostTime: boolean;
   #stop: RunResult | null = null;
   #wake: { promise: Promise<void>; resolve: () => void } = Promise.withResolvers<void>();
   /** Called after each slice (devices that poll, lguest's interrupt delivery...). */
@@ -46,6 +53,7 @@ export class Machine {
     this.mem = new GuestMemory(options.memBytes);
     this.clock = new VirtualClock(options.clock ?? "host", options.nsPerInstruction ?? 10);
     this.cpu = new Cpu(this.mem, this.ports, this.mmio, { fpu: true });
+    this.idleInHostTime = options.idleInHostTime ?? false;
     this.clock.setInstructionCounter(() => this.cpu.instructionsRetired());
     this.cpu.nowNs = () => this.clock.nowNs();
   }
@@ -59,6 +67,19 @@ export class Machine {
   /** Wakes a halted guest's wait early (a host event arrived: input, a socket frame...). */
   wake(): void {
     this.#wake.resolve();
+  }
+
+  /** CPU and clock state in a few lines (what `kill -USR2` on the launcher prints). */
+  describe(): string {
+    const cpu = this.cpu;
+    const hex = (v: number) => (v >>> 0).toString(16).padStart(8, "0");
+    return [
+      `cpu eip=${hex(cpu.eip)} eflags=${hex(cpu.getEflags())} halted=${cpu.halted} ` +
+      `instructions=${cpu.instructionsRetired()} interrupt-pending=${
+        cpu.interrupts?.hasInterrupt() ?? false
+      }`,
+      this.clock.describe(),
+    ].join("\n");
   }
 
   /** Runs the guest until it stops. */
@@ -107,6 +128,13 @@ export class Machine {
       if (deadline === Infinity) {
         // Nothing virtual can wake it; only host events (input) can.
         await this.#waitForHost(Infinity);
+      } else if (this.idleInHostTime) {
+        // Virtual time advances by the host time spent waiting, up to the deadline.
+        const from = clock.nowNs();
+        const started = performance.now();
+        await this.#waitForHost((deadline - from) / 1e6);
+        clock.skipTo(Math.min(deadline, from + (performance.now() - started) * 1e6));
+        clock.runDue();
       } else {
         clock.skipTo(deadline);
         clock.runDue();
