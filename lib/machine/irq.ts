@@ -7,6 +7,11 @@
 /** What devices see: set the level of one IRQ line (edge devices pulse it). */
 export interface IrqSink {
   setIrq(line: number, level: boolean): void;
+  /**
+   * Optional: an edge on `line` is latched and not yet taken by the CPU (the 8259's IRR bit), so
+   * another edge now would merge with it. A timer catching up on lost ticks waits while it is.
+   */
+  requestPending?(line: number): boolean;
 }
 
 /** What the CPU sees: is an external interrupt pending, and which vector is it. */

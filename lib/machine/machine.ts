@@ -32,8 +32,15 @@ export interface RunResult {
   reason: string;
 }
 
-/** Instructions per CPU slice between timer checks. */
+/** Most instructions per CPU slice between timer checks. */
 const SLICE = 100_000;
+/**
+ * Host-clock mode: the wall time a slice aims at, and the fewest instructions one runs. Slices are
+ * sized from the measured instruction rate so that timers fire close to their time however fast the
+ * guest code runs (early boot, before V8 has optimized the interpreter, runs 10x slower).
+ */
+const HOST_SLICE_NS = 1_000_000;
+const MIN_HOST_SLICE = 500;
 /** Wall-clock milliseconds of guest work between event-loop yields. */
 const YIELD_MS = 8;
 
@@ -45,6 +52,8 @@ export class Machine {
   readonly cpu: Cpu;
   readonly idleInHostTime: boolean;
   #stop: RunResult | null = null;
+  /** Host-clock mode: host nanoseconds per guest instruction, a moving average over slices. */
+  #hostNsPerInstruction = 20;
   #wake: { promise: Promise<void>; resolve: () => void } = Promise.withResolvers<void>();
   /** Called after each slice (devices that poll, lguest's interrupt delivery...). */
   readonly afterSlice: (() => void)[] = [];
@@ -89,11 +98,22 @@ export class Machine {
     while (this.#stop === null) {
       let budget = SLICE;
       const deadline = clock.nextDeadlineNs();
-      if (clock.mode === "deterministic" && deadline !== Infinity) {
-        const left = Math.ceil((deadline - clock.nowNs()) / clock.nsPerInstruction);
-        budget = Math.max(1, Math.min(SLICE, left));
+      const deterministic = clock.mode === "deterministic";
+      if (deterministic) {
+        if (deadline !== Infinity) {
+          const left = Math.ceil((deadline - clock.nowNs()) / clock.nsPerInstruction);
+          budget = Math.max(1, Math.min(SLICE, left));
+        }
+      } else {
+        const ns = Math.min(HOST_SLICE_NS, deadline - clock.nowNs());
+        budget = Math.max(MIN_HOST_SLICE, Math.min(SLICE, Math.ceil(ns / this.#hostNsPerInstruction)));
       }
-      cpu.execute(budget);
+      const started = deterministic ? 0 : performance.now();
+      const retired = cpu.execute(budget);
+      if (!deterministic && retired >= MIN_HOST_SLICE) {
+        const sample = ((performance.now() - started) * 1e6) / retired;
+        this.#hostNsPerInstruction += (sample - this.#hostNsPerInstruction) * 0.25;
+      }
       clock.runDue();
       for (const f of this.afterSlice) f();
       if (cpu.stopReason === "shutdown") {

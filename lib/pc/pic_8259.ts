@@ -195,6 +195,11 @@ class Pic8259 {
     return this.#readIsr ? this.#isr : this.#irr;
   }
 
+  /** The request for input `irq` is latched in IRR. */
+  requested(irq: number): boolean {
+    return (this.#irr & (1 << irq)) !== 0;
+  }
+
   /** IRR/ISR/IMR and the input lines, for the state dump. */
   describe(): string {
     const h = (v: number) => v.toString(16).padStart(2, "0");
@@ -260,6 +265,11 @@ export class Pic8259Pair implements IrqSink, InterruptSource {
   /** Both chips' registers, for the machine-state dump. */
   describe(): string {
     return `pic master ${this.#master.describe()}; slave ${this.#slave.describe()}; int=${this.#output}`;
+  }
+
+  requestPending(line: number): boolean {
+    if (line === CASCADE_IRQ) line = 9;
+    return line < 8 ? this.#master.requested(line) : this.#slave.requested(line & 7);
   }
 
   hasInterrupt(): boolean {

@@ -12,6 +12,11 @@ import type { IrqSink } from "../machine/irq.ts";
 export const PIT_HZ = 1_193_182;
 const TICKS_PER_NS = PIT_HZ / 1e9;
 
+/** Owed IRQ0 edges are delivered this far apart (in virtual ns), one per run-loop turn. */
+const CATCH_UP_NS = 100_000;
+/** At most this much lost time (in PIT ticks: one second) is caught up; beyond, ticks are dropped. */
+const MAX_CATCH_UP_TICKS = PIT_HZ;
+
 /** Access modes (control word RW bits). */
 const ACCESS_LATCH = 0;
 const ACCESS_LSB = 1;
@@ -91,6 +96,29 @@ class PitChannel {
   nextRisingEdgeTick(tick: number): number {
     const edge = this.#nextRisingEdge(this.#elapsed(tick));
     return edge < 0 ? -1 : this.#loadTick + edge;
+  }
+
+  /** The period in ticks of the periodic modes 2 and 3 while counting; 0 otherwise. */
+  periodTicks(): number {
+    return this.#loaded && this.#running && (this.#mode === 2 || this.#mode === 3) ? this.#initialCount() : 0;
+  }
+
+  /** How many rising edges of OUT fall in the ticks (fromTick, toTick] (counting must not pause between). */
+  risingEdgesIn(fromTick: number, toTick: number): number {
+    if (!this.#loaded || !this.#running || toTick <= fromTick) return 0;
+    const n = this.#initialCount();
+    const from = Math.max(fromTick - this.#loadTick, 0);
+    const to = toTick - this.#loadTick;
+    if (to <= 0) return 0;
+    switch (this.#mode) {
+      case 2:
+      case 3:
+        return Math.floor(to / n) - Math.floor(from / n);
+      case 4:
+        return from < n + 1 && n + 1 <= to ? 1 : 0;
+      default:
+        return 0; // mode 0 is handled as a level; 1 and 5 need gate edges
+    }
   }
 
   /** Read-back's status latch: holds until read, a second latch before that is ignored. */
@@ -322,6 +350,10 @@ export class Pit8254 {
   #timer: Timer;
   /** The level last driven on IRQ0. */
   #irqLevel = false;
+  /** Channel 0 edges that have happened but not yet reached IRQ0 (the host fell behind). */
+  #owedEdges = 0;
+  /** Channel 0 edges up to this tick have been counted (delivered or owed). */
+  #countedToTick = 0;
 
   /**
    * `irq` receives channel 0's OUT on `irqLine` (IRQ0 on a PC). The counters start as a BIOS
@@ -429,6 +461,8 @@ export class Pit8254 {
   #channel0Changed(nowNs: number): void {
     const ch = this.#channels[0];
     const tick = tickAt(nowNs);
+    this.#owedEdges = 0;
+    this.#countedToTick = tick;
     this.#driveIrq(ch.out(tick));
     this.#armTimer(ch, tick);
   }
@@ -439,18 +473,33 @@ export class Pit8254 {
     else this.#timer.arm(nsForTick(edgeTick));
   }
 
+  /**
+   * An edge is due. Mode 0 holds OUT high from the terminal count; the other modes pulse it (OUT
+   * dropped for a clock and rose again). When the host fell behind (host-clock mode: a busy host,
+   * a garbage collection) several periods may have passed: each becomes its own IRQ0 edge, sent
+   * once the 8259 has passed the previous one to the CPU, so the guest counts every tick (QEMU's "delay" lost-tick policy). Linux's
+   * early jiffies, and with them the clocksource watchdog's verdict on the TSC, depend on it.
+   */
   #onTimer(nowNs: number): void {
     const ch = this.#channels[0];
     const tick = tickAt(nowNs);
     if (ch.mode === 0) {
-      this.#driveIrq(ch.out(tick)); // OUT rises at the terminal count and stays high
-    } else {
-      // A pulse: OUT dropped for a clock and rose again. Several missed periods (a host that fell
-      // behind) coalesce into one edge, as they would in the 8259's IRR anyway.
+      this.#driveIrq(ch.out(tick));
+      this.#armTimer(ch, tick);
+      return;
+    }
+    const period = ch.periodTicks();
+    const maxOwed = period > 0 ? Math.ceil(MAX_CATCH_UP_TICKS / period) : 1;
+    this.#owedEdges = Math.min(this.#owedEdges + ch.risingEdgesIn(this.#countedToTick, tick), maxOwed);
+    this.#countedToTick = tick;
+    const merges = this.#owedEdges > 1 && this.#irq.requestPending?.(this.#irqLine) === true;
+    if (this.#owedEdges > 0 && !merges) {
+      this.#owedEdges--;
       this.#driveIrq(false);
       this.#driveIrq(true);
     }
-    this.#armTimer(ch, tick);
+    if (this.#owedEdges > 0) this.#timer.arm(nowNs + CATCH_UP_NS);
+    else this.#armTimer(ch, tick);
   }
 
   #driveIrq(level: boolean): void {

@@ -103,3 +103,39 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "with the host clock (no --deterministic) guest time follows the host's and the shell keeps answering",
+  ignore,
+  sanitizeResources: false,
+  async fn() {
+    const g = guest!;
+    const vm = new GuestProcess([`--initrd=${g.initrd}`, "256", g.vmlinux ?? g.kernel, ...FAST_ARGS], {
+      deterministic: false,
+    });
+    try {
+      await vm.waitFor(/\/ # /, BOOT_TIMEOUT_MS);
+      const uptime = /^(\d+\.\d+) /m;
+      // The guest's timer interrupt once stopped for good after a few commands: type several.
+      for (let i = 0; i < 5; i++) {
+        const wallStart = performance.now();
+        const out = await vm.run("cat /proc/uptime; sleep 1; cat /proc/uptime");
+        const wallSeconds = (performance.now() - wallStart) / 1000;
+        const [before, after] = [...out.matchAll(new RegExp(uptime, "gm"))].map((m) => Number(m[1]));
+        assert(before !== undefined && after !== undefined, out);
+        const guestSeconds = after - before;
+        assert(
+          guestSeconds >= 1 && guestSeconds <= wallSeconds + 0.1,
+          `guest ${guestSeconds} s, host ${wallSeconds} s`,
+        );
+      }
+      await vm.type("poweroff -f\n");
+      const code = await vm.exit(120_000);
+      assertEquals(code, 0, `exit code ${code}; stderr: ${vm.stderr}`);
+    } catch (e) {
+      await vm.kill();
+      throw e;
+    }
+  },
+});

@@ -225,6 +225,23 @@ Deno.test("Pit8254 mode 4: reprogramming after an edge's time but before the run
   assertEquals(irq.risingEdges[0], before + 2, "and the second count fires too");
 });
 
+Deno.test("Pit8254 periodic ticks the host fell behind on each reach IRQ0, one per run-loop turn", () => {
+  const { time, ports, irq } = setup();
+  const latch = Math.round(PIT_HZ / 250); // Linux's HZ=250 tick: 4 ms
+  ports.write(PIT_MODE, 1, 0x34);
+  ports.write(PIT_CH0, 1, latch & 0xFF);
+  ports.write(PIT_CH0, 1, latch >> 8);
+  const before = irq.risingEdges[0];
+  // The host stalls for 10 periods (and a bit) without the run loop firing timers.
+  time.instructions += Math.ceil((10.2 * latch * NS_PER_TICK) / 10);
+  time.advanceNs(0);
+  assertEquals(irq.risingEdges[0], before + 1, "one edge at a time");
+  for (let i = 0; i < 12; i++) time.advanceNs(100_000);
+  assertEquals(irq.risingEdges[0], before + 10, "every lost period is delivered");
+  time.advanceNs(latch * NS_PER_TICK);
+  assertEquals(irq.risingEdges[0], before + 11, "then back to one per period");
+});
+
 Deno.test("Pit8254 mode 0 on channel 0 holds IRQ0 high from the terminal count", () => {
   const { time, ports, irq } = setup();
   // Linux's pit_shutdown: mode 0 with count 0 fires once after 65536 ticks.
