@@ -111,7 +111,8 @@ export class Machine {
       const started = deterministic ? 0 : performance.now();
       const retired = cpu.execute(budget);
       if (!deterministic && retired >= MIN_HOST_SLICE) {
-        const sample = ((performance.now() - started) * 1e6) / retired;
+        // Floored: a coarse host timer can measure a short slice as taking no time at all.
+        const sample = Math.max(((performance.now() - started) * 1e6) / retired, 0.5);
         this.#hostNsPerInstruction += (sample - this.#hostNsPerInstruction) * 0.25;
       }
       clock.runDue();

@@ -226,6 +226,8 @@ export class Pic8259Pair implements IrqSink, InterruptSource {
   #slave = new Pic8259(ELCR_MASK_SLAVE);
   /** The master's INT pin, cached for the CPU's between-slices check. */
   #output = false;
+  /** Interrupts passed to the CPU per IRQ line (16 and 17: spurious IRQ7 and IRQ15), for the state dump. */
+  readonly #taken = new Float64Array(18);
 
   /** Claims 0x20-0x21, 0xA0-0xA1 and the ELCR at 0x4D0-0x4D1 (byte ports; wider reads see 0xFF beyond). */
   register(ports: PortBus): void {
@@ -264,7 +266,12 @@ export class Pic8259Pair implements IrqSink, InterruptSource {
 
   /** Both chips' registers, for the machine-state dump. */
   describe(): string {
-    return `pic master ${this.#master.describe()}; slave ${this.#slave.describe()}; int=${this.#output}`;
+    const taken = [...this.#taken].map((n, i) =>
+      n === 0 ? "" : `${i < 16 ? `irq${i}` : i === 16 ? "spurious7" : "spurious15"}=${n}`
+    )
+      .filter((s) => s !== "").join(" ");
+    return `pic master ${this.#master.describe()}; slave ${this.#slave.describe()}; int=${this.#output}\n` +
+      `interrupts taken: ${taken || "none"}`;
   }
 
   requestPending(line: number): boolean {
@@ -287,6 +294,7 @@ export class Pic8259Pair implements IrqSink, InterruptSource {
     let vector: number;
     if (irq < 0) {
       vector = master.vectorBase + 7;
+      this.#taken[16]++;
     } else {
       master.intack(irq);
       if (irq === CASCADE_IRQ) {
@@ -294,8 +302,10 @@ export class Pic8259Pair implements IrqSink, InterruptSource {
         const slaveIrq = slave.pendingIrq();
         if (slaveIrq >= 0) slave.intack(slaveIrq);
         vector = slave.vectorBase + (slaveIrq >= 0 ? slaveIrq : 7);
+        this.#taken[slaveIrq >= 0 ? 8 + slaveIrq : 17]++;
       } else {
         vector = master.vectorBase + irq;
+        this.#taken[irq]++;
       }
     }
     this.#update();
