@@ -5,7 +5,7 @@
  */
 import { assert, assertEquals } from "../assert.ts";
 import { guest, skipReason } from "../tools/guest_fixture.ts";
-import { GuestProcess } from "./guest_process.ts";
+import { withGuest } from "./guest_process.ts";
 
 const ignore = guest === undefined;
 if (ignore) console.warn(`boot tests skipped: ${skipReason}`);
@@ -20,8 +20,7 @@ Deno.test({
   sanitizeResources: false,
   async fn() {
     const g = guest!;
-    const vm = new GuestProcess([`--initrd=${g.initrd}`, "256", g.vmlinux ?? g.kernel, ...FAST_ARGS]);
-    try {
+    await withGuest([`--initrd=${g.initrd}`, "256", g.vmlinux ?? g.kernel, ...FAST_ARGS], async (vm) => {
       await vm.waitFor(/LGUEST-TS-READY (\S+)/, BOOT_TIMEOUT_MS);
       await vm.waitFor(/\/ # /, 120_000);
       assertEquals((await vm.run("uname -r")).trim(), g.version);
@@ -40,13 +39,8 @@ Deno.test({
         "awk 'BEGIN { x = 1; for (i = 1; i <= 20; i++) x = x * 1.5 + 0.1; printf \"%.4f %.6f\\n\", x, 22 / 7 }'",
       );
       assert(fp.includes("3990.1081 3.142857"), fp);
-      await vm.type("poweroff -f\n");
-      const code = await vm.exit(120_000);
-      assertEquals(code, 0, `exit code ${code}; stderr: ${vm.stderr}`);
-    } catch (e) {
-      await vm.kill();
-      throw e;
-    }
+      await vm.powerOff();
+    });
   },
 });
 
@@ -56,23 +50,20 @@ Deno.test({
   sanitizeResources: false,
   async fn() {
     const g = guest!;
-    const vm = new GuestProcess([
+    const args = [
       `--initrd=${g.initrd}`,
       "256",
       g.kernel,
       ...FAST_ARGS,
       "quiet",
       'lguest_run="echo hello-from-$(uname -m)"',
-    ]);
-    try {
+    ];
+    await withGuest(args, async (vm) => {
       await vm.waitFor(/hello-from-i686/, BOOT_TIMEOUT_MS);
       await vm.waitFor(/LGUEST-TS-EXIT 0/, 60_000);
       const code = await vm.exit(120_000);
       assertEquals(code, 0, `exit code ${code}; stderr: ${vm.stderr}`);
-    } catch (e) {
-      await vm.kill();
-      throw e;
-    }
+    });
   },
 });
 
@@ -82,25 +73,22 @@ Deno.test({
   sanitizeResources: false,
   async fn() {
     const g = guest!;
-    const vm = new GuestProcess([
+    const args = [
       `--initrd=${g.initrd}`,
       "64",
       g.vmlinux ?? g.kernel,
       ...FAST_ARGS,
       "quiet",
       "rdinit=/nonexistent",
-    ]);
-    try {
+    ];
+    await withGuest(args, async (vm) => {
       const code = await vm.exit(BOOT_TIMEOUT_MS);
       assertEquals(code, 1, vm.stderr);
       assert(
         /guest stopped: Kernel panic - not syncing: VFS: Unable to mount root fs/.test(vm.stderr),
         vm.stderr,
       );
-    } catch (e) {
-      await vm.kill();
-      throw e;
-    }
+    });
   },
 });
 
@@ -111,10 +99,8 @@ Deno.test({
   sanitizeResources: false,
   async fn() {
     const g = guest!;
-    const vm = new GuestProcess([`--initrd=${g.initrd}`, "256", g.vmlinux ?? g.kernel, ...FAST_ARGS], {
-      deterministic: false,
-    });
-    try {
+    const args = [`--initrd=${g.initrd}`, "256", g.vmlinux ?? g.kernel, ...FAST_ARGS];
+    await withGuest(args, async (vm) => {
       await vm.waitFor(/\/ # /, BOOT_TIMEOUT_MS);
       const uptime = /^(\d+\.\d+) /m;
       // The guest's timer interrupt once stopped for good after a few commands: type several.
@@ -130,12 +116,7 @@ Deno.test({
           `guest ${guestSeconds} s, host ${wallSeconds} s`,
         );
       }
-      await vm.type("poweroff -f\n");
-      const code = await vm.exit(120_000);
-      assertEquals(code, 0, `exit code ${code}; stderr: ${vm.stderr}`);
-    } catch (e) {
-      await vm.kill();
-      throw e;
-    }
+      await vm.powerOff();
+    }, { deterministic: false });
   },
 });

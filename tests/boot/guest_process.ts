@@ -12,6 +12,8 @@ export class GuestProcess {
   #writer: WritableStreamDefaultWriter<Uint8Array>;
   #done: Promise<void>;
   #waiters: (() => void)[] = [];
+  /** Set once stdout and stderr have closed (the launcher exited). */
+  #ended = false;
 
   /**
    * Starts `main.ts` with `args`. Guests run with `--deterministic` (time follows instructions), so a
@@ -38,6 +40,7 @@ export class GuestProcess {
       pump(this.child.stdout, (t) => this.#output += t),
       pump(this.child.stderr, (t) => this.#stderr += t),
     ]).then(() => {
+      this.#ended = true;
       for (const w of this.#waiters.splice(0)) w();
     });
   }
@@ -57,9 +60,10 @@ export class GuestProcess {
       const m = this.#output.slice(from).match(pattern);
       if (m) return m;
       const left = deadline - performance.now();
-      if (left <= 0) {
+      if (left <= 0 || this.#ended) {
+        const why = this.#ended ? "the launcher exited" : `timed out after ${timeoutMs} ms`;
         throw new Error(
-          `timed out after ${timeoutMs} ms waiting for ${pattern}; console tail:\n${
+          `${why} waiting for ${pattern}; console tail:\n${
             this.#output.slice(-2000)
           }\nstderr:\n${this.#stderr}`,
         );
@@ -112,11 +116,40 @@ export class GuestProcess {
     }
   }
 
+  /**
+   * Types `poweroff -f` and waits for the launcher to exit, which must be with code 0 (the Guest
+   * powered off through ACPI rather than panicking or hanging).
+   */
+  async powerOff(timeoutMs = 120_000): Promise<void> {
+    await this.type("poweroff -f\n");
+    const code = await this.exit(timeoutMs);
+    if (code !== 0) throw new Error(`exit code ${code}; stderr: ${this.stderr}`);
+  }
+
   /** Kills the process (cleanup after a failed test). */
   async kill(): Promise<void> {
     try {
       this.child.kill("SIGKILL");
     } catch { /* already exited */ }
     await this.exit(10_000).catch(() => {});
+  }
+}
+
+/**
+ * Starts a Guest with `args` and `options` (as the GuestProcess constructor) and returns what `fn`
+ * returns. If `fn` throws, the launcher is killed before the error goes on, so a failed test leaves
+ * no process behind; when `fn` succeeds it has ended the Guest itself (usually with powerOff).
+ */
+export async function withGuest<T>(
+  args: string[],
+  fn: (vm: GuestProcess) => Promise<T>,
+  options: { deterministic?: boolean } = {},
+): Promise<T> {
+  const vm = new GuestProcess(args, options);
+  try {
+    return await fn(vm);
+  } catch (e) {
+    await vm.kill();
+    throw e;
   }
 }

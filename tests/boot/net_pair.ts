@@ -38,16 +38,27 @@ export async function bootNetPair(
   const b = new GuestProcess([`--net=connect:127.0.0.1:${port},mac=52:54:00:00:00:02`, ...guestArgs], {
     deterministic,
   });
-  try {
+  const pair = { a, b, port };
+  await withNetPair(pair, async () => {
     await Promise.all([a.waitFor(/\/ # /, bootTimeoutMs), b.waitFor(/\/ # /, bootTimeoutMs)]);
     for (const [vm, ip] of [[a, "10.0.0.1"], [b, "10.0.0.2"]] as const) {
       await vm.run(`ip link set eth0 up; ip addr add ${ip}/24 dev eth0`);
     }
+  });
+  return pair;
+}
+
+/**
+ * Runs `fn` with a started pair and returns what it returns. If `fn` throws, both launchers are
+ * killed before the error goes on (withGuest does the same for one Guest).
+ */
+export async function withNetPair<T>(pair: NetPair, fn: (pair: NetPair) => Promise<T>): Promise<T> {
+  try {
+    return await fn(pair);
   } catch (e) {
-    await Promise.all([a.kill(), b.kill()]);
+    await Promise.all([pair.a.kill(), pair.b.kill()]);
     throw e;
   }
-  return { a, b, port };
 }
 
 /**

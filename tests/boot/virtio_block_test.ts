@@ -5,7 +5,7 @@
  */
 import { assert, assertEquals } from "../assert.ts";
 import { guest, skipReason } from "../tools/guest_fixture.ts";
-import { GuestProcess } from "./guest_process.ts";
+import { type GuestProcess, withGuest } from "./guest_process.ts";
 
 const ignore = guest === undefined;
 if (ignore) console.warn(`virtio-blk boot tests skipped: ${skipReason}`);
@@ -19,30 +19,23 @@ function assertMatch(text: string, pattern: RegExp): void {
   assert(pattern.test(text), `expected ${pattern} in: ${text}`);
 }
 
-/** Boots the Guest with `blocks` (each `FILE` or `FILE,ro`) and waits for its shell prompt. */
-async function bootWithDisks(blocks: string[]): Promise<GuestProcess> {
+/**
+ * Boots the Guest with `blocks` (each `FILE` or `FILE,ro`), waits for its shell prompt and runs `fn`.
+ * As in withGuest, the Guest is killed if the boot or `fn` fails.
+ */
+function withDisks(blocks: string[], fn: (vm: GuestProcess) => Promise<void>): Promise<void> {
   const g = guest!;
-  const vm = new GuestProcess([
+  const args = [
     ...blocks.map((b) => `--block=${b}`),
     `--initrd=${g.initrd}`,
     "256",
     g.vmlinux ?? g.kernel,
     ...FAST_ARGS,
-  ]);
-  try {
+  ];
+  return withGuest(args, async (vm) => {
     await vm.waitFor(/\/ # /, BOOT_TIMEOUT_MS);
-  } catch (e) {
-    await vm.kill();
-    throw e;
-  }
-  return vm;
-}
-
-/** `poweroff -f` and the launcher's exit code, which must be 0 (ACPI power-off). */
-async function powerOff(vm: GuestProcess): Promise<void> {
-  await vm.type("poweroff -f\n");
-  const code = await vm.exit(120_000);
-  assertEquals(code, 0, `exit code ${code}; stderr: ${vm.stderr}`);
+    await fn(vm);
+  });
 }
 
 async function sha256(data: Uint8Array): Promise<string> {
@@ -69,16 +62,6 @@ function randomBytes(n: number): Uint8Array {
   return out;
 }
 
-/** Runs a test body with a VM, killing the VM if the body throws. */
-async function withVm(vm: GuestProcess, body: (vm: GuestProcess) => Promise<void>): Promise<void> {
-  try {
-    await body(vm);
-  } catch (e) {
-    await vm.kill();
-    throw e;
-  }
-}
-
 Deno.test({
   name: "the Guest reads a host-written disk image through virtio-blk: same size and SHA-256",
   ignore,
@@ -87,15 +70,14 @@ Deno.test({
     const data = randomBytes(MiB);
     const path = await tempImage(data);
     try {
-      const vm = await bootWithDisks([path]);
-      await withVm(vm, async () => {
+      await withDisks([path], async (vm) => {
         assertEquals((await vm.run("cat /sys/block/vda/size")).trim(), String(MiB / 512));
         assertEquals((await vm.run("cat /sys/block/vda/ro")).trim(), "0");
         assertEquals(guestHash(await vm.run("sha256sum /dev/vda")), await sha256(data));
         // Through dd with an odd block size too (several requests, partial last block).
         const viaDd = await vm.run("dd if=/dev/vda bs=12345 2>/dev/null | sha256sum");
         assertEquals(guestHash(viaDd), await sha256(data));
-        await powerOff(vm);
+        await vm.powerOff();
       });
     } finally {
       await Deno.remove(path);
@@ -111,15 +93,14 @@ Deno.test({
     const before = randomBytes(MiB);
     const path = await tempImage(before);
     try {
-      const vm = await bootWithDisks([path]);
-      await withVm(vm, async () => {
+      await withDisks([path], async (vm) => {
         // 40000 bytes of "lguest-block-pattern-N\n" lines (N from 1) at byte 65536 (sector 128), then a sync.
         const out = await vm.run(
           "seq 1 6000 | sed 's/^/lguest-block-pattern-/' | head -c 40000 > /tmp/p;" +
             " dd if=/tmp/p of=/dev/vda bs=512 seek=128 conv=fsync,notrunc; echo dd=$?; sync",
         );
         assertMatch(out, /dd=0/);
-        await powerOff(vm);
+        await vm.powerOff();
       });
       let pattern = "";
       for (let i = 1; pattern.length < 40000; i++) pattern += `lguest-block-pattern-${i}\n`;
@@ -143,8 +124,7 @@ Deno.test({
     const path = await tempImage(data);
     const hashBefore = await sha256(data);
     try {
-      const vm = await bootWithDisks([`${path},ro`]);
-      await withVm(vm, async () => {
+      await withDisks([`${path},ro`], async (vm) => {
         assertEquals((await vm.run("cat /sys/block/vda/ro")).trim(), "1");
         const dd = await vm.run("dd if=/dev/zero of=/dev/vda bs=4096 count=4 conv=fsync; echo dd=$?");
         assertMatch(dd, /Operation not permitted|Read-only file system|I\/O error/);
@@ -155,7 +135,7 @@ Deno.test({
         );
         assert(!/dd=0\b/.test(forced) || /I\/O error/.test(forced), forced);
         assertEquals(guestHash(await vm.run("sha256sum /dev/vda")), hashBefore);
-        await powerOff(vm);
+        await vm.powerOff();
       });
       assertEquals(await sha256(await Deno.readFile(path)), hashBefore);
     } finally {
@@ -190,14 +170,13 @@ Deno.test({
       }).output();
       assert(mkfs.success, new TextDecoder().decode(mkfs.stderr));
 
-      const first = await bootWithDisks([path]);
-      await withVm(first, async () => {
+      await withDisks([path], async (first) => {
         const out = await first.run(
           "mount -t ext2 /dev/vda /mnt && echo persisted-$((6*7)) > /mnt/hello.txt &&" +
             " mkdir /mnt/dir && seq 1 5000 > /mnt/dir/numbers && umount /mnt; echo rc=$?",
         );
         assertMatch(out, /rc=0/);
-        await powerOff(first);
+        await first.powerOff();
       });
 
       // The host's fsck finds a clean filesystem: the Guest unmounted it and every write arrived.
@@ -205,14 +184,13 @@ Deno.test({
         .output().catch(() => undefined);
       if (fsck) assertEquals(fsck.code, 0, new TextDecoder().decode(fsck.stdout));
 
-      const second = await bootWithDisks([path]);
-      await withVm(second, async () => {
+      await withDisks([path], async (second) => {
         assertMatch(await second.run("mount -t ext2 /dev/vda /mnt; echo rc=$?"), /rc=0/);
         assertEquals((await second.run("cat /mnt/hello.txt")).trim(), "persisted-42");
         const numbers = await second.run("wc -l < /mnt/dir/numbers; tail -n 1 /mnt/dir/numbers");
         assertEquals(numbers.trim().split(/\s+/), ["5000", "5000"]);
         assertMatch(await second.run("umount /mnt; echo rc=$?"), /rc=0/);
-        await powerOff(second);
+        await second.powerOff();
       });
     } finally {
       await Deno.remove(path);

@@ -5,7 +5,7 @@
  */
 import { assert, assertEquals } from "../assert.ts";
 import { guest, skipReason } from "../tools/guest_fixture.ts";
-import { GuestProcess } from "./guest_process.ts";
+import { type GuestProcess, withGuest } from "./guest_process.ts";
 
 const ignore = guest === undefined;
 if (ignore) console.warn(`virtio rng/console boot tests skipped: ${skipReason}`);
@@ -14,22 +14,21 @@ const BOOT_TIMEOUT_MS = 600_000;
 /** As in debian_boot_test.ts, less console=ttyS0 (each test picks its console). */
 const FAST_ARGS = ["cryptomgr.notests=1", "noisapnp"];
 
-async function boot(launcherArgs: string[], kernelArgs: string[]): Promise<GuestProcess> {
+/**
+ * Boots the Guest with `launcherArgs` and `kernelArgs`, waits for its shell prompt and runs `fn`. As
+ * in withGuest, the Guest is killed if the boot or `fn` fails.
+ */
+function withShell(
+  launcherArgs: string[],
+  kernelArgs: string[],
+  fn: (vm: GuestProcess) => Promise<void>,
+): Promise<void> {
   const g = guest!;
-  const vm = new GuestProcess([
-    ...launcherArgs,
-    `--initrd=${g.initrd}`,
-    "256",
-    g.vmlinux ?? g.kernel,
-    ...kernelArgs,
-  ]);
-  try {
+  const args = [...launcherArgs, `--initrd=${g.initrd}`, "256", g.vmlinux ?? g.kernel, ...kernelArgs];
+  return withGuest(args, async (vm) => {
     await vm.waitFor(/\/ # /, BOOT_TIMEOUT_MS);
-  } catch (e) {
-    await vm.kill();
-    throw e;
-  }
-  return vm;
+    await fn(vm);
+  });
 }
 
 /**
@@ -40,19 +39,12 @@ function lastLines(output: string, n: number): string[] {
   return output.trimEnd().split("\n").slice(-n);
 }
 
-async function powerOff(vm: GuestProcess): Promise<void> {
-  await vm.type("poweroff -f\n");
-  const code = await vm.exit(120_000);
-  assertEquals(code, 0, `exit code ${code}; stderr: ${vm.stderr}`);
-}
-
 Deno.test({
   name: "--rng: the Guest's /dev/hwrng is virtio_rng and gives 16 fresh bytes per read",
   ignore,
   sanitizeResources: false,
   async fn() {
-    const vm = await boot(["--rng"], ["console=ttyS0", ...FAST_ARGS]);
-    try {
+    await withShell(["--rng"], ["console=ttyS0", ...FAST_ARGS], async (vm) => {
       assertEquals((await vm.run("cat /sys/class/misc/hw_random/rng_current")).trim(), "virtio_rng.0");
       const read = async () => {
         const out = await vm.run("dd if=/dev/hwrng bs=16 count=1 2>/dev/null | od -An -tx1");
@@ -64,11 +56,8 @@ Deno.test({
       const first = await read();
       const second = await read();
       assert(first !== second, `two reads gave the same bytes: ${first}`);
-      await powerOff(vm);
-    } catch (e) {
-      await vm.kill();
-      throw e;
-    }
+      await vm.powerOff();
+    });
   },
 });
 
@@ -77,8 +66,7 @@ Deno.test({
   ignore,
   sanitizeResources: false,
   async fn() {
-    const vm = await boot([], ["console=ttyS0", ...FAST_ARGS, "console=hvc0"]);
-    try {
+    await withShell([], ["console=ttyS0", ...FAST_ARGS, "console=hvc0"], async (vm) => {
       assertEquals((await vm.run("tty")).trim(), "/dev/hvc0");
       assertEquals((await vm.run("echo answer-$((6*7))")).trim(), "answer-42");
       const dmesg = await vm.run("dmesg | grep -c 'console \\[hvc0\\] enabled'");
@@ -86,10 +74,7 @@ Deno.test({
       // A longer line in and a longer output back (more than one virtqueue buffer's worth).
       const long = await vm.run(`echo ${"x".repeat(300)} | wc -c; seq 1 3000 | tail -n 1`);
       assertEquals(lastLines(long, 2).map((l) => l.trim()), ["301", "3000"]);
-      await powerOff(vm);
-    } catch (e) {
-      await vm.kill();
-      throw e;
-    }
+      await vm.powerOff();
+    });
   },
 });

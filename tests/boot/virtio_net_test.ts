@@ -5,7 +5,7 @@
  */
 import { assert, assertEquals } from "../assert.ts";
 import { guest, skipReason } from "../tools/guest_fixture.ts";
-import { bootNetPair, ncTransfer } from "./net_pair.ts";
+import { bootNetPair, ncTransfer, withNetPair } from "./net_pair.ts";
 
 const ignore = guest === undefined;
 if (ignore) console.warn(`network boot test skipped: ${skipReason}`);
@@ -20,8 +20,7 @@ Deno.test({
     // Deterministic clocks, as the other boot tests; with a network link their idle time passes in
     // host time, so timeouts and the peer's answers keep their real order.
     const pair = await bootNetPair(guest!, BOOT_TIMEOUT_MS, 256, true);
-    const { a, b } = pair;
-    try {
+    await withNetPair(pair, async ({ a, b }) => {
       assert(/\beth0\b/.test(await a.run("ls /sys/class/net")));
       assert((await a.run("cat /sys/class/net/eth0/address")).includes("52:54:00:00:00:01"));
       assert((await b.run("cat /sys/class/net/eth0/address")).includes("52:54:00:00:00:02"));
@@ -40,14 +39,7 @@ Deno.test({
       assertEquals(got.match(sum)?.[1], sentSum, got);
       assert(/^2097152$/m.test(got), got);
 
-      await a.type("poweroff -f\n");
-      await b.type("poweroff -f\n");
-      const [codeA, codeB] = await Promise.all([a.exit(120_000), b.exit(120_000)]);
-      assertEquals(codeA, 0, `A exit code ${codeA}; stderr: ${a.stderr}`);
-      assertEquals(codeB, 0, `B exit code ${codeB}; stderr: ${b.stderr}`);
-    } catch (e) {
-      await Promise.all([a.kill(), b.kill()]);
-      throw e;
-    }
+      await Promise.all([a.powerOff(), b.powerOff()]);
+    });
   },
 });
