@@ -2,12 +2,14 @@
  * Boot benchmark (issue #3): launches lguest.ts on the reference guest as a user would and prints
  * the wall time from launch to the userspace marker and the instructions the guest executed (the
  * guest powers off right after the marker, so the count covers launch to marker plus power-off).
- * Usage: deno run -A tools/bench_boot.ts [--bzimage] [--full]   (--full: no fast kernel arguments)
+ * Usage: deno run -A tools/bench_boot.ts [--bzimage [--guest-decompress]] [--full]
+ * (--full: no fast kernel arguments; --guest-decompress: the bzImage decompresses itself in the guest)
  */
 import { ensureGuest } from "./fetch_guest.ts";
 
 const bz = Deno.args.includes("--bzimage");
 const full = Deno.args.includes("--full");
+const guestDecompress = bz && Deno.args.includes("--guest-decompress");
 const g = await ensureGuest();
 const kernel = bz ? g.kernel : g.vmlinux ?? g.kernel;
 const args = [
@@ -15,6 +17,7 @@ const args = [
   "-A",
   new URL("../main.ts", import.meta.url).pathname,
   "--verbose",
+  ...(guestDecompress ? ["--guest-decompress"] : []),
   `--initrd=${g.initrd}`,
   "256",
   kernel,
@@ -43,7 +46,7 @@ const status = await child.status;
 await Promise.all([readOut, readErr]);
 const stats = err.match(/guest ran (\d+) instructions in ([\d.]+) s \(([\d.]+) MIPS\)/);
 console.log(
-  `kernel: ${bz ? "bzImage (in-guest decompression)" : "ELF vmlinux"}${
+  `kernel: ${bz ? `bzImage (${guestDecompress ? "in-guest" : "host"} decompression)` : "ELF vmlinux"}${
     full ? "" : ", cryptomgr.notests=1 noisapnp"
   }`,
 );

@@ -42,6 +42,8 @@ export interface LaunchOptions {
   deterministic: boolean;
   /** On a Guest reboot, exit instead of starting the Guest again. */
   noReboot: boolean;
+  /** Leave a bzImage's payload to the kernel's own decompressor instead of decompressing it on the host. */
+  guestDecompress: boolean;
   /** Non-fatal remarks about the command line; main.ts prints them before launching. */
   warnings: string[];
   /** The arguments as given, so a Guest reboot can start over with the same ones. */
@@ -89,6 +91,8 @@ Other devices:
 Running:
   --deterministic          fixed clock and entropy: the same inputs give the same run
   --no-reboot              exit when the Guest reboots instead of starting it again
+  --guest-decompress       let a bzImage decompress itself in the Guest (slow, but with its KASLR)
+                           instead of decompressing its gzip or xz payload on the host
   --verbose                log what the Launcher and devices do to stderr
 
 Information:
@@ -100,7 +104,7 @@ Examples:
   lguest --block=disk.img --net=listen:8000 512m vmlinuz root=/dev/vda console=ttyS0
 `;
 
-const FLAGS = new Set(["--verbose", "--rng", "--deterministic", "--no-reboot"]);
+const FLAGS = new Set(["--verbose", "--rng", "--deterministic", "--no-reboot", "--guest-decompress"]);
 const VALUED = new Set(["--block", "--initrd", "--net", "--firmware"]);
 const VALUE_HINT: Record<string, string> = {
   "--block": "--block=FILE[,ro]",
@@ -132,6 +136,7 @@ export function parseCommandLine(
     rng: false,
     deterministic: false,
     noReboot: false,
+    guestDecompress: false,
     warnings: [],
     argv: [...argv],
   };
@@ -183,6 +188,7 @@ export function parseCommandLine(
       if (name === "--verbose") opts.verbose = true;
       else if (name === "--rng") opts.rng = true;
       else if (name === "--deterministic") opts.deterministic = true;
+      else if (name === "--guest-decompress") opts.guestDecompress = true;
       else opts.noReboot = true;
       continue;
     }

@@ -39,7 +39,10 @@ Deno.test("parseCommandLine accepts lguest's own invocation: <mem-in-mb> <kernel
   assertEquals(opts.boot, { kind: "kernel", path: "vmlinux", cmdline: "root=/dev/vda console=hvc0" });
   assertEquals(opts.blocks, []);
   assertEquals(opts.nets, []);
-  assertEquals([opts.verbose, opts.rng, opts.deterministic, opts.noReboot], [false, false, false, false]);
+  assertEquals(
+    [opts.verbose, opts.rng, opts.deterministic, opts.noReboot, opts.guestDecompress],
+    [false, false, false, false, false],
+  );
   assertEquals(opts.initrdPath, undefined);
   assertEquals(opts.warnings, []);
   assertEquals(opts.argv, ["64", "vmlinux", "root=/dev/vda", "console=hvc0"]);
@@ -54,12 +57,16 @@ Deno.test("parseCommandLine takes every option before <mem>, as lguest's getopt 
     "--rng",
     "--deterministic",
     "--no-reboot",
+    "--guest-decompress",
     "256m",
     "bzImage",
   );
   assertEquals(opts.blocks, [{ path: "root.img", readOnly: false }, { path: "data,1.img", readOnly: true }]);
   assertEquals(opts.initrdPath, "initrd.gz");
-  assertEquals([opts.verbose, opts.rng, opts.deterministic, opts.noReboot], [true, true, true, true]);
+  assertEquals(
+    [opts.verbose, opts.rng, opts.deterministic, opts.noReboot, opts.guestDecompress],
+    [true, true, true, true, true],
+  );
   assertEquals(opts.boot, { kind: "kernel", path: "bzImage", cmdline: "" });
 });
 
@@ -236,7 +243,9 @@ Deno.test("USAGE groups the options like a manual page and mentions every option
   ) {
     assert(USAGE.includes(opt), opt);
   }
-  for (const opt of ["--deterministic", "--no-reboot", "--verbose", "--help", "--version"]) {
+  for (
+    const opt of ["--deterministic", "--no-reboot", "--guest-decompress", "--verbose", "--help", "--version"]
+  ) {
     assert(USAGE.includes(opt), opt);
   }
   for (const line of USAGE.split("\n")) assert(line.length <= 100, `USAGE line too long: ${line}`);
