@@ -23,8 +23,12 @@ const HDR_KERNEL_VERSION = 0x20E;
 const HDR_LOADFLAGS = 0x211;
 const HDR_KERNEL_ALIGNMENT = 0x230;
 const HDR_RELOCATABLE_KERNEL = 0x234;
+const HDR_PAYLOAD_OFFSET = 0x248;
+const HDR_PAYLOAD_LENGTH = 0x24C;
 const HDR_PREF_ADDRESS = 0x258;
 const HDR_INIT_SIZE = 0x260;
+/** payload_offset and payload_length exist from boot protocol 2.08. */
+const PROTOCOL_WITH_PAYLOAD = 0x0208;
 /** "HdrS" read as a little-endian u32. */
 const HDRS_MAGIC = 0x53726448;
 /** loadflags bit 0: the protected-mode code goes at 0x100000 (a bzImage). */
@@ -149,6 +153,22 @@ function loadBzImage(mem: GuestMemory, image: Uint8Array, fail: (why: string) =>
     versionString,
     prefersLguest: version >= 0x0207 && hadLguestEntry(versionString),
   };
+}
+
+/**
+ * A bzImage's compressed kernel (payload_offset and payload_length, boot protocol 2.08+), for the
+ * host-side decompression fast path; or why there is none to take.
+ */
+export function bzImagePayload(image: Uint8Array): Uint8Array | { reason: string } {
+  if (image.length < HDR_PAYLOAD_LENGTH + 4 || u32(image, HDR_HEADER) !== HDRS_MAGIC) {
+    return { reason: "not a bzImage" };
+  }
+  if (u16(image, HDR_VERSION) < PROTOCOL_WITH_PAYLOAD) return { reason: "boot protocol before 2.08" };
+  const setupSects = image[HDR_SETUP_SECTS] === 0 ? 4 : image[HDR_SETUP_SECTS];
+  const start = (setupSects + 1) * 512 + u32(image, HDR_PAYLOAD_OFFSET);
+  const end = start + u32(image, HDR_PAYLOAD_LENGTH);
+  if (end > image.length || end <= start) return { reason: "payload_offset/payload_length outside the file" };
+  return image.subarray(start, end);
 }
 
 /** The NUL-terminated string kernel_version points at (offset + 0x200 in the file, inside the setup code). */
