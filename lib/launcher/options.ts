@@ -90,6 +90,7 @@ Other devices:
 
 Running:
   --deterministic          fixed clock and entropy: the same inputs give the same run
+                           (with --net, idle time still passes in host time: peers answer in it)
   --no-reboot              exit when the Guest reboots instead of starting it again
   --guest-decompress       let a bzImage decompress itself in the Guest (slow, but with its KASLR)
                            instead of decompressing its gzip or xz payload on the host
