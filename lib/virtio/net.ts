@@ -19,6 +19,7 @@ import {
   type VirtioDevice,
 } from "./virtio_device.ts";
 import { DescChain } from "./virtqueue.ts";
+import { debug } from "../support/log.ts";
 import {
   completePartialChecksum,
   segmentTcp,
@@ -120,6 +121,7 @@ export class NetDevice implements VirtioDevice {
   #tcp4Segmentation = false;
   #tcp6Segmentation = false;
   #ctx: VirtioContext | null = null;
+  #transmitDropsLogged = false;
 
   constructor(backend: NetBackend, options: NetOptions = {}) {
     this.#backend = backend;
@@ -177,13 +179,26 @@ export class NetDevice implements VirtioDevice {
         chain.readBytes(0, this.#txHeaderBytes);
         const frame = new Uint8Array(len);
         chain.readBytes(VIRTIO_NET_HDR_BYTES, frame);
-        if (!this.#sendWithOffloads(frame)) this.droppedFrames++;
+        if (!this.#sendWithOffloads(frame)) {
+          this.#dropTransmitted(
+            "its virtio_net_hdr asks for an offload not negotiated or not fitting the frame",
+          );
+        }
       } else {
-        this.droppedFrames++;
+        this.#dropTransmitted(`${len} bytes after the header is not a frame we carry`);
       }
       queue.pushUsed(chain.head, 0);
     }
     ctx.usedBuffers(TRANSMITQ);
+  }
+
+  /** Counts a transmitted frame the guest got wrong; `--verbose` logs the first one of each device. */
+  #dropTransmitted(why: string): void {
+    if (this.#transmitDropsLogged === false) {
+      this.#transmitDropsLogged = true;
+      debug(`${this.name}: dropped a transmitted frame (${why}); further drops are only counted`);
+    }
+    this.droppedFrames++;
   }
 
   /**
