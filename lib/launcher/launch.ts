@@ -60,7 +60,7 @@ export async function launch(opts: LaunchOptions): Promise<number> {
  * fast path), or the file as it is (an ELF, `--guest-decompress`, or a payload we cannot decode).
  */
 async function kernelToLoad(opts: LaunchOptions, bytes: Uint8Array): Promise<Uint8Array> {
-  if (opts.guestDecompress || bytes[0] === 0x7F) return bytes;
+  if (opts.guestDecompress) return bytes;
   const started = performance.now();
   const result = await decompressBzImagePayload(bytes);
   if ("reason" in result) {
@@ -124,20 +124,17 @@ async function bootLinux(
     onQuit: () => machine.stop("killed", "three Ctrl-C within a second"),
   });
   const panicWatch = new PanicWatch((reason) => machine.stop("panic", reason));
+  // Both consoles (COM1 and hvc0) reach the terminal and are watched for a kernel panic.
+  const consoleOutput = (bytes: Uint8Array) => {
+    terminal.write(bytes);
+    panicWatch.write(bytes);
+  };
   const pc: PcPlatform = new PcPlatform(machine, {
-    serial: {
-      write(bytes) {
-        terminal.write(bytes);
-        panicWatch.write(bytes);
-      },
-    },
+    serial: { write: consoleOutput },
     onReset: () => machine.stop("reboot", "the guest reset the machine"),
   });
   const devices = await attachVirtioDevices(machine, pc.pic, opts, {
-    write: (bytes) => {
-      terminal.write(bytes);
-      panicWatch.write(bytes);
-    },
+    write: consoleOutput,
     onInput: (cb) => hvcInput = cb,
   });
   // ACPI last: the DSDT's _PRT names the INTx lines the devices were just given.
