@@ -150,7 +150,10 @@ async function bootLinux(
   terminal.start();
   const started = performance.now();
   const dumpState = () =>
-    warn(`machine state:\n${machine.describe()}\n${pc.pic.describe()}\n${pc.uart.describe()}`);
+    warn(
+      `machine state:\n${machine.describe()}\n${pc.pic.describe()}\n${pc.uart.describe()}` +
+        (opts.nets.length > 0 ? `\n${devices.describe()}` : ""),
+    );
   const dumpSignal = Deno.build.os === "windows" ? null : "SIGUSR2";
   if (dumpSignal) Deno.addSignalListener(dumpSignal, dumpState);
   try {

@@ -79,8 +79,8 @@ Storage:
 
 Networking:
   --net=listen:[HOST:]PORT[,mac=XX:XX:XX:XX:XX:XX]
-                           add a virtio network card that waits for a peer on HOST:PORT
-                           (HOST defaults to 127.0.0.1; repeatable)
+                           add a virtio network card that waits for peers on HOST:PORT, up to
+                           16 at once on one switched Ethernet (HOST: 127.0.0.1; repeatable)
   --net=connect:HOST:PORT[,mac=XX:XX:XX:XX:XX:XX]
                            add a virtio network card that connects to a peer listening on HOST:PORT
   --tunnet=...             not supported: TAP devices need root; use --net instead

@@ -25,6 +25,8 @@ const PCI_IRQ_LINES = [5, 9, 10, 11, 3, 7, 14, 15];
 /** The host resources opened for the Devices, to close when the Guest stops. */
 export interface AttachedDevices {
   bridge: PciHostBridge;
+  /** The host side's state (network links and their counters), for `kill -USR2`. */
+  describe(): string;
   close(): Promise<void>;
 }
 
@@ -44,6 +46,7 @@ export async function attachVirtioDevices(
   console: ConsoleBackend,
 ): Promise<AttachedDevices> {
   const closers: (() => Promise<void>)[] = [];
+  const describers: (() => string)[] = [];
   const close = async () => {
     for (const c of closers.reverse()) await c().catch(() => {});
   };
@@ -77,6 +80,7 @@ export async function attachVirtioDevices(
     for (const [i, o] of opts.nets.entries()) {
       const net = SocketNet.open({ mode: o.mode, hostname: o.host, port: o.port });
       closers.push(() => net.close());
+      describers.push(() => `virtio-net${i}: ${net.describe()}`);
       plug(new NetDevice(net, { mac: o.mac ?? defaultMac(o.mode, o.port) }), `virtio-net${i}`);
     }
     if (opts.rng) plug(new RngDevice(new HostEntropy()), "virtio-rng");
@@ -88,5 +92,5 @@ export async function attachVirtioDevices(
   // Level-triggered PCI lines, as a BIOS leaves them in the ELCR (0x4D0/0x4D1).
   machine.ports.write(0x4D0, 1, elcr & 0xFF);
   machine.ports.write(0x4D1, 1, (elcr >> 8) & 0xFF);
-  return { bridge, close };
+  return { bridge, close, describe: () => describers.map((d) => d()).join("\n") };
 }

@@ -2,7 +2,7 @@
  * The checksum and segmentation offloads of virtio-net (virtio 1.x §5.1.6.2, §5.1.6.4), done on
  * the host as pure functions over Ethernet frames, so the guest's interpreted TCP stack need not
  * checksum every byte or cut every segment itself. net.ts decides what the driver may ask for;
- * this file only does the work: the Internet checksum (RFC 1071), completing a partial checksum
+ * this file only does the work (the Internet checksum itself is lib/net/checksum.ts): completing a partial checksum
  * (Linux's CHECKSUM_PARTIAL), TCP segmentation of IPv4 and IPv6 frames (TSO), and checking a
  * received frame's checksums so the device can tell the guest they are right.
  *
@@ -12,6 +12,8 @@
  * a byte outside the frame. Only Ethernet with at most one 802.1Q tag, IPv4 without fragments and
  * IPv6 without extension headers are understood; anything else is refused, never guessed at.
  */
+
+import { internetChecksum, onesComplementSum } from "../net/checksum.ts";
 
 // ---- Spec constants (§5.1.6) ----
 
@@ -75,34 +77,6 @@ const UDP_CHECKSUM = 6;
 
 /** What ones' complement arithmetic writes for a computed checksum of 0 (Linux's CSUM_MANGLED_0). */
 const CHECKSUM_MANGLED_ZERO = 0xFFFF;
-
-// ---- The Internet checksum ----
-
-/**
- * The 16-bit ones' complement sum (RFC 1071) of bytes `start` to `end` of `data`, added to
- * `initial` (a partial sum, such as a pseudo-header's), folded to 16 bits and not complemented.
- * Bytes pair up from `start` as big-endian words; an odd last byte is padded with a zero.
- */
-export function onesComplementSum(data: Uint8Array, start: number, end: number, initial = 0): number {
-  let sum = initial;
-  let i = start;
-  const lastPair = end - 1;
-  // Without folding in the loop the sum stays an exact integer for any frame (2^53 is far away).
-  for (; i < lastPair; i += 2) sum += (data[i] << 8) | data[i + 1];
-  if (i < end) sum += data[i] << 8;
-  return fold(sum);
-}
-
-/** The Internet checksum (RFC 1071) of bytes `start` to `end`: the complement of their sum with `initial`. */
-export function internetChecksum(data: Uint8Array, start: number, end: number, initial = 0): number {
-  return ~onesComplementSum(data, start, end, initial) & 0xFFFF;
-}
-
-/** Folds the carries of a non-negative sum back in until it fits 16 bits (end-around carry). */
-function fold(sum: number): number {
-  while (sum > 0xFFFF) sum = (sum % 0x10000) + Math.floor(sum / 0x10000);
-  return sum;
-}
 
 // ---- Checksum completion ----
 

@@ -1,6 +1,6 @@
 /**
- * Two Debian Guests joined by socket networking (A listens, B connects, on 127.0.0.1), each with
- * its own MAC and an address on 10.0.0.0/24: shared by tests/boot/virtio_net_test.ts and
+ * Debian Guests joined by socket networking (the first listens, the others connect, on 127.0.0.1),
+ * each with its own MAC and an address on 10.0.0.0/24: shared by tests/boot/virtio_net_test.ts and
  * tools/bench_net.ts.
  */
 import type { GuestFiles } from "../../tools/fetch_guest.ts";
@@ -30,22 +30,41 @@ export async function bootNetPair(
   memMiB = 256,
   deterministic = false,
 ): Promise<NetPair> {
+  const { guests, port } = await bootNetGroup(g, 2, bootTimeoutMs, memMiB, deterministic);
+  return { a: guests[0], b: guests[1], port };
+}
+
+/**
+ * Boots `count` Guests on one socket network: the first (10.0.0.1) listens, the others
+ * (10.0.0.2, 10.0.0.3, ...) connect to it, so every frame between two connecting Guests crosses
+ * the first one's switch. MACs are 52:54:00:00:00:0N for Guest N.
+ */
+export async function bootNetGroup(
+  g: GuestFiles,
+  count: number,
+  bootTimeoutMs: number,
+  memMiB = 256,
+  deterministic = false,
+): Promise<{ guests: GuestProcess[]; port: number }> {
   const port = freePort();
   const guestArgs = [`--initrd=${g.initrd}`, String(memMiB), g.vmlinux ?? g.kernel, ...FAST_ARGS];
-  const a = new GuestProcess([`--net=listen:127.0.0.1:${port},mac=52:54:00:00:00:01`, ...guestArgs], {
-    deterministic,
-  });
-  const b = new GuestProcess([`--net=connect:127.0.0.1:${port},mac=52:54:00:00:00:02`, ...guestArgs], {
-    deterministic,
-  });
-  const pair = { a, b, port };
-  await withNetPair(pair, async () => {
-    await Promise.all([a.waitFor(/\/ # /, bootTimeoutMs), b.waitFor(/\/ # /, bootTimeoutMs)]);
-    for (const [vm, ip] of [[a, "10.0.0.1"], [b, "10.0.0.2"]] as const) {
-      await vm.run(`ip link set eth0 up; ip addr add ${ip}/24 dev eth0`);
+  const guests: GuestProcess[] = [];
+  for (let i = 1; i <= count; i++) {
+    const link = i === 1 ? `listen:127.0.0.1:${port}` : `connect:127.0.0.1:${port}`;
+    guests.push(
+      new GuestProcess([`--net=${link},mac=52:54:00:00:00:0${i}`, ...guestArgs], { deterministic }),
+    );
+  }
+  try {
+    await Promise.all(guests.map((vm) => vm.waitFor(/\/ # /, bootTimeoutMs)));
+    for (const [i, vm] of guests.entries()) {
+      await vm.run(`ip link set eth0 up; ip addr add 10.0.0.${i + 1}/24 dev eth0`);
     }
-  });
-  return pair;
+  } catch (e) {
+    await Promise.all(guests.map((vm) => vm.kill()));
+    throw e;
+  }
+  return { guests, port };
 }
 
 /**

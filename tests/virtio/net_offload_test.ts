@@ -8,8 +8,6 @@
 import { assert, assertEquals } from "../assert.ts";
 import {
   completePartialChecksum,
-  internetChecksum,
-  onesComplementSum,
   segmentTcp,
   validateChecksums,
   VIRTIO_NET_HDR_GSO_ECN,
@@ -18,6 +16,7 @@ import {
   VIRTIO_NET_HDR_GSO_TCPV6,
   VIRTIO_NET_HDR_GSO_UDP,
 } from "../../lib/virtio/net_offload.ts";
+import { internetChecksum, onesComplementSum } from "../../lib/net/checksum.ts";
 import {
   buildFrame,
   type BuiltFrame,
