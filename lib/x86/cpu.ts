@@ -2,8 +2,7 @@
  * The i686 CPU: architectural state and the public face the machine, the launcher and tests use.
  * Semantics live elsewhere: the hot loop in interpreter.ts, the MMU (soft TLB and page walk) in
  * mmu.ts, segments in segments.ts, exceptions and interrupts in interrupts.ts, instruction
- * helpers in ops/. Virtual-8086 mode and hardware task switching are not implemented (an attempt
- * stops the guest with a clear reason instead of misbehaving).
+ * helpers in ops/, virtual-8086 mode in vm86.ts, task switches in task_switch.ts.
  */
 // Evaluated first: the modules below read these constants at load time.
 export * from "./registers.ts";
@@ -111,6 +110,8 @@ export class Cpu {
   sliceRetired = 0;
   /** Interrupts are inhibited for one instruction after STI / MOV SS / POP SS. */
   interruptShadow = false;
+  /** Set with a fault raised after a task switch's commit point: EIP is the new task's already. */
+  faultInNewTask = false;
 
   /** External interrupts (the PIC, or lguest's virtual interrupt controller). */
   interrupts: InterruptSource | null = null;
@@ -210,6 +211,7 @@ export class Cpu {
     this.ss32 = false;
     this.halted = false;
     this.interruptShadow = false;
+    this.faultInNewTask = false;
     this.fpu?.reset();
     this.setCpl(0);
     flushTlb(this, false);

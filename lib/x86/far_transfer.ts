@@ -1,7 +1,8 @@
 /**
  * Far control transfers (SDM Vol. 2: JMP, CALL, RET, IRET, SYSENTER, SYSEXIT): code-segment and
- * call-gate checks, returns to outer privilege levels, and the fast system-call pair. Task
- * switches through TSS descriptors or task gates are refused with a clear stop.
+ * call-gate checks, returns to outer privilege levels, and the fast system-call pair. A TSS
+ * descriptor or task gate as the target, and IRET with EFLAGS.NT, switch tasks (task_switch.ts);
+ * in virtual-8086 mode far transfers are real-mode ones and IRET is vm86.ts's.
  */
 import {
   type Cpu,
@@ -18,7 +19,9 @@ import { faultCode, GP, NP, SS_VEC } from "./fault.ts";
 import { CC_FLAGS, materialize } from "./lazy_flags.ts";
 import { write16, write32, writeSys } from "./mmu.ts";
 import { adjustSp, peek16, peek32, push16, push32 } from "./ops/stack.ts";
-import { INNER_STACK, readInnerStack, UnsupportedFeature } from "./interrupts.ts";
+import { INNER_STACK, readInnerStack } from "./interrupts.ts";
+import { farTaskTransfer, TASK_CALL, TASK_JMP, taskReturn } from "./task_switch.ts";
+import { returnToVm86, vm86InterruptReturn } from "./vm86.ts";
 import {
   DESC,
   descAttr,
@@ -33,8 +36,9 @@ import {
 
 const IF = 0x200, IOPL = 0x3000, NT = 0x4000, RF = 0x10000, VM = 0x20000;
 
+/** Protected mode proper: far transfers in real and virtual-8086 mode are real-mode ones. */
 function protectedMode(cpu: Cpu): boolean {
-  return (cpu.st[1] & 1) !== 0;
+  return (cpu.st[1] & 1) !== 0 && (cpu.cc[CC_FLAGS] & VM) === 0;
 }
 
 /**
@@ -84,7 +88,7 @@ export function farJump(cpu: Cpu, sel: number, offset: number, op32: boolean): v
     cpu.st[ST_EIP] = type === 4 ? off & 0xFFFF : off;
     return;
   }
-  throw new UnsupportedFeature(`far jump to system descriptor type ${type} (task switch)`);
+  if (!farTaskTransfer(cpu, sel, TASK_JMP, cpu.st[ST_EIP])) faultCode(GP, sel & ~3);
 }
 
 /** Validates a call gate in DESC; returns its target selector and offset. */
@@ -130,7 +134,8 @@ export function farCall(cpu: Cpu, sel: number, offset: number, op32: boolean, ne
   }
   const type = (hi >>> 8) & 0x1F;
   if (type !== 4 && type !== 0xC) {
-    throw new UnsupportedFeature(`far call to system descriptor type ${type} (task switch)`);
+    if (!farTaskTransfer(cpu, sel, TASK_CALL, next)) faultCode(GP, sel & ~3);
+    return;
   }
   const gate32 = type === 0xC;
   const { target, off, params } = callGate(cpu, sel, cpl);
@@ -258,6 +263,10 @@ function returnToOuter(
 
 /** IRET/IRETD. */
 export function interruptReturn(cpu: Cpu, op32: boolean): void {
+  if ((cpu.cc[CC_FLAGS] & VM) !== 0) {
+    vm86InterruptReturn(cpu, op32);
+    return;
+  }
   const n = op32 ? 4 : 2;
   const eip = op32 ? peek32(cpu, 0) : peek16(cpu, 0);
   const sel = (op32 ? peek32(cpu, n) : peek16(cpu, n)) & 0xFFFF;
@@ -271,9 +280,15 @@ export function interruptReturn(cpu: Cpu, op32: boolean): void {
     cpu.cc[CC_FLAGS] = (old & ~mask) | (flags & mask) | 2;
     return;
   }
-  if ((old & NT) !== 0) throw new UnsupportedFeature("IRET with EFLAGS.NT set (task return)");
+  if ((old & NT) !== 0) {
+    taskReturn(cpu);
+    return;
+  }
   const cpl = cpu.st[ST_CPL];
-  if (op32 && (flags & VM) !== 0 && cpl === 0) throw new UnsupportedFeature("IRET to virtual-8086 mode");
+  if (op32 && (flags & VM) !== 0 && cpl === 0) {
+    returnToVm86(cpu);
+    return;
+  }
   const rpl = sel & 3;
   if ((sel & ~3) === 0) faultCode(GP, 0);
   if (rpl < cpl) faultCode(GP, sel & ~3);

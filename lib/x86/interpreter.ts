@@ -599,7 +599,8 @@ function runBlock(cpu: Cpu, n: number, stopAt: number): number {
           break;
         case 0x9C:
         case 0x29C: {
-          if ((st[1] & 1) !== 0 && (cc[CC_FLAGS] & 0x20000) !== 0) faultCode(GP, 0);
+          // IOPL-sensitive in VM86 (VM implies PE): #GP(0) unless IOPL = 3.
+          if ((cc[CC_FLAGS] & 0x20000) !== 0 && (cc[CC_FLAGS] & 0x3000) !== 0x3000) faultCode(GP, 0);
           const f = materialize(cc) & ~0x30000; // VM and RF are not pushed
           if (id === 0x9C) push32(cpu, f);
           else push16(cpu, f);
@@ -1194,7 +1195,9 @@ function runBlock(cpu: Cpu, n: number, stopAt: number): number {
     if (shadowN === n) cpu.interruptShadow = true;
   } catch (e) {
     n--;
-    st[ST_EIP] = eip;
+    // A fault after a task switch's commit point belongs to the new task, at its EIP.
+    if (cpu.faultInNewTask) cpu.faultInNewTask = false;
+    else st[ST_EIP] = eip;
     if (!handleThrow(cpu, e)) cpu.blockFailed = true;
   }
   return n;

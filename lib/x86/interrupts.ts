@@ -1,15 +1,31 @@
 /**
  * Exception and interrupt delivery (SDM Vol. 3A, ch. 6): the real-mode IVT, protected-mode
  * interrupt and trap gates (16- and 32-bit) with the stack switch from the TSS on a privilege
- * change, error codes, and the double- and triple-fault rules. A task gate is refused with a clear
- * stop (hardware task switching is not implemented). Nothing architectural changes until every
- * read and push that can fault has succeeded.
+ * change, error codes, and the double- and triple-fault rules; task gates switch tasks
+ * (task_switch.ts); from virtual-8086 mode the handler gets the 9-dword frame with the data
+ * segments pushed and nulled (SDM 20.3.1.1). Nothing architectural changes until every read and
+ * push that can fault has succeeded.
  */
-import { type Cpu, CS, ESP, SS, ST_CPL, ST_EIP, ST_IDT_BASE, ST_IDT_LIMIT, TR } from "./cpu.ts";
+import {
+  type Cpu,
+  CS,
+  DS,
+  ES,
+  ESP,
+  FS,
+  GS,
+  SS,
+  ST_CPL,
+  ST_EIP,
+  ST_IDT_BASE,
+  ST_IDT_LIMIT,
+  TR,
+} from "./cpu.ts";
 import { DF_VEC, FAULT, faultCode, GP, NP, PF_VEC, pushesErrorCode, SS_VEC, TS_VEC } from "./fault.ts";
 import { CC_FLAGS, materialize } from "./lazy_flags.ts";
 import { readSys, write16, write32, writeSys } from "./mmu.ts";
 import { DESC, descAttr, descBase, descLimit, loadCache, readDescriptor } from "./segments.ts";
+import { interruptTask } from "./task_switch.ts";
 
 /** Interrupt sources, for the privilege and error-code rules. */
 export const INT_HARDWARE = 0; // exception or external interrupt
@@ -39,9 +55,11 @@ export function deliverException(cpu: Cpu, vector: number, hasErrorCode: boolean
   let v = vector, has = hasErrorCode, code = errorCode;
   for (let depth = 0;; depth++) {
     try {
+      cpu.faultInNewTask = false;
       deliverInterrupt(cpu, v, INT_HARDWARE, has, code, cpu.st[ST_EIP]);
       return;
     } catch (e) {
+      cpu.faultInNewTask = false; // a task gate's new task: EIP is already the one to report
       if (e !== FAULT) throw e;
       const second = FAULT.vector;
       if (v === DF_VEC || depth > 4) {
@@ -126,7 +144,6 @@ export function deliverInterrupt(
     cpu.halted = false;
     return;
   }
-  if ((eflags & VM) !== 0) throw new UnsupportedFeature("interrupt in virtual-8086 mode");
   const ext = source === INT_HARDWARE ? 1 : 0;
   const gateErr = vector * 8 + 2 + ext;
   if (vector * 8 + 7 > (st[ST_IDT_LIMIT] >>> 0)) faultCode(GP, gateErr);
@@ -134,12 +151,13 @@ export function deliverInterrupt(
   const glo = readSys(cpu, gateAddr, 4), ghi = readSys(cpu, gateAddr + 4, 4);
   const gtype = (ghi >>> 8) & 0x1F;
   const cpl = st[ST_CPL];
-  if (gtype === 5) {
-    throw new UnsupportedFeature(`task gate in the IDT for vector ${vector} (hardware task switching)`);
-  }
-  if (gtype !== 6 && gtype !== 7 && gtype !== 0xE && gtype !== 0xF) faultCode(GP, gateErr);
+  if (gtype !== 5 && gtype !== 6 && gtype !== 7 && gtype !== 0xE && gtype !== 0xF) faultCode(GP, gateErr);
   if (source === INT_SOFTWARE && ((ghi >>> 13) & 3) < cpl) faultCode(GP, gateErr);
   if ((ghi & 0x8000) === 0) faultCode(NP, gateErr);
+  if (gtype === 5) {
+    interruptTask(cpu, glo, ext, errorCode, hasErrorCode && pushesErrorCode(vector), returnEip);
+    return;
+  }
   const gate32 = (gtype & 8) !== 0;
   const sel = glo >>> 16;
   const offset = gate32 ? ((glo & 0xFFFF) | (ghi & 0xFFFF0000)) | 0 : glo & 0xFFFF;
@@ -151,6 +169,9 @@ export function deliverInterrupt(
   if ((ctype & 0x18) !== 0x18 || dpl > cpl) faultCode(GP, (sel & ~3) + ext);
   if ((chi & 0x8000) === 0) faultCode(NP, (sel & ~3) + ext);
   const conforming = (ctype & 4) !== 0;
+  // From VM86 only a non-conforming DPL-0 handler will do (SDM INT, "INTERRUPT-FROM-VIRTUAL-8086-MODE").
+  const vm86 = (eflags & VM) !== 0;
+  if (vm86 && (conforming || dpl !== 0)) faultCode(GP, (sel & ~3) + ext);
   const pushErr = hasErrorCode && pushesErrorCode(vector) ? 1 : 0;
   const n = gate32 ? 4 : 2;
   const oldCs = cpu.segSel[CS];
@@ -165,6 +186,12 @@ export function deliverInterrupt(
       sp = ss32 ? (sp - n) | 0 : (sp - n) & 0xFFFF;
       writeSys(cpu, (ssBase + sp) | 0, n, v);
     };
+    if (vm86) {
+      push(cpu.segSel[GS]);
+      push(cpu.segSel[FS]);
+      push(cpu.segSel[DS]);
+      push(cpu.segSel[ES]);
+    }
     push(cpu.segSel[SS]);
     push(cpu.regs[ESP]);
     push(eflags);
@@ -172,6 +199,14 @@ export function deliverInterrupt(
     push(returnEip);
     if (pushErr) push(errorCode);
     // Commit.
+    if (vm86) {
+      for (const seg of [ES, DS, FS, GS]) {
+        cpu.segSel[seg] = 0;
+        cpu.segBase[seg] = 0;
+        cpu.segLimit[seg] = 0;
+        cpu.segAttr[seg] = 0;
+      }
+    }
     cpu.segSel[SS] = (newSs & ~3) | dpl;
     cpu.segBase[SS] = ssBase;
     cpu.segLimit[SS] = descLimit(ssLo, shi);

@@ -6,7 +6,10 @@
  */
 import { type Cpu, CS, DS, ES, FS, GS, LDTR, SS, ST_CPL, ST_GDT_BASE, ST_GDT_LIMIT, TR } from "./cpu.ts";
 import { faultCode, GP, NP, SS_VEC } from "./fault.ts";
+import { CC_FLAGS } from "./lazy_flags.ts";
 import { readSys, writeSys } from "./mmu.ts";
+
+const VM = 0x20000;
 
 /** Scratch for the last descriptor read: low and high dwords. */
 export const DESC = new Int32Array(2);
@@ -80,7 +83,8 @@ export function loadSegmentReal(cpu: Cpu, seg: number, sel: number): void {
  */
 export function loadSegment(cpu: Cpu, seg: number, sel: number): void {
   sel &= 0xFFFF;
-  if ((cpu.st[1] & 1) === 0) {
+  if ((cpu.st[1] & 1) === 0 || (cpu.cc[CC_FLAGS] & VM) !== 0) {
+    // Real mode, or virtual-8086 mode (whose caches already hold VM86's fixed attributes).
     loadSegmentReal(cpu, seg, sel);
     return;
   }

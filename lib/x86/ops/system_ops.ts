@@ -91,7 +91,7 @@ import {
 import { ea, readMem, readReg, readRm, REG8, writeMem, writeReg, writeRm } from "./operands.ts";
 import { adjustSp, peek16, peek32, pop16, pop32, push16, push32 } from "./stack.ts";
 
-const IF = 0x200, DF = 0x400, IOPL = 0x3000, AC = 0x40000, ID = 0x200000;
+const IF = 0x200, DF = 0x400, IOPL = 0x3000, VM = 0x20000, AC = 0x40000, ID = 0x200000;
 
 const CPUID_OUT = new Int32Array(4);
 
@@ -220,11 +220,11 @@ export function group3(cpu: Cpu, slot: number, size: number): void {
 // POPF, bit tests, CMPXCHG
 // ---------------------------------------------------------------------------------------------
 
-/** POPF/POPFD with the privilege rules for IF and IOPL (SDM POPF). */
+/** POPF/POPFD with the privilege rules for IF and IOPL (SDM POPF); in VM86 only at IOPL 3. */
 export function popFlags(cpu: Cpu, op32: boolean): void {
   const pm = (cpu.st[ST_CR0] & CR0_PE) !== 0;
   const old = cpu.cc[CC_FLAGS];
-  if (pm && (old & 0x20000) !== 0) faultCode(GP, 0);
+  if ((old & VM) !== 0 && (old & IOPL) !== IOPL) faultCode(GP, 0);
   const v = op32 ? peek32(cpu, 0) : peek16(cpu, 0);
   let mask = 0x4DD5 | 0x100 | AC | ID; // status, TF, DF, OF, NT, AC, ID
   const cpl = cpu.st[ST_CPL];
@@ -379,10 +379,11 @@ function bcd(cpu: Cpu, id: number): void {
 
 function ioAllowed(cpu: Cpu): boolean {
   if ((cpu.st[ST_CR0] & CR0_PE) === 0) return true;
+  if ((cpu.cc[CC_FLAGS] & VM) !== 0) return false; // VM86 ignores IOPL for I/O (SDM 20.2.8.1)
   return cpu.st[ST_CPL] <= ((cpu.cc[CC_FLAGS] >> 12) & 3);
 }
 
-/** Checks the TSS I/O permission bitmap when CPL > IOPL (SDM Vol. 1, 19.5.2). */
+/** Checks the TSS I/O permission bitmap when CPL > IOPL or in VM86 (SDM Vol. 1, 19.5.2). */
 function checkIoPermission(cpu: Cpu, port: number, bytes: number): void {
   if (ioAllowed(cpu)) return;
   const limit = cpu.segLimit[TR] >>> 0;
@@ -576,6 +577,8 @@ export function executeRare(cpu: Cpu, slot: number, id: number, next: number): b
   const op32 = id < 0x200;
   const m = dc.modrm[slot];
   const pm = (st[ST_CR0] & CR0_PE) !== 0;
+  // Protected mode proper: ARPL, LAR, LSL and group 6 are #UD in real and virtual-8086 mode.
+  const pmNotVm86 = pm && (cpu.cc[CC_FLAGS] & VM) === 0;
   st[ST_EIP] = next;
   switch (op) {
     case 0x06:
@@ -653,7 +656,7 @@ export function executeRare(cpu: Cpu, slot: number, id: number, next: number): b
       return false;
     }
     case 0x63: { // ARPL
-      if (!pm) fault(UD);
+      if (!pmNotVm86) fault(UD);
       const dst = readRm(cpu, slot, m, 1);
       const src = r16[((m >> 3) & 7) << 1];
       if ((dst & 3) < (src & 3)) {
@@ -758,6 +761,8 @@ export function executeRare(cpu: Cpu, slot: number, id: number, next: number): b
       return true;
     case 0xCD: { // INT n
       const v = dc.imm[slot] & 0xFF;
+      // IOPL-sensitive in VM86 (not INT3/INTO/INT1): without VME, #GP(0) unless IOPL = 3.
+      if ((cpu.cc[CC_FLAGS] & VM) !== 0 && (cpu.cc[CC_FLAGS] & IOPL) !== IOPL) faultCode(GP, 0);
       if (cpu.softwareInterruptHook !== null && cpu.softwareInterruptHook(v, next)) return true;
       softwareInterrupt(cpu, v, next);
       return true;
@@ -845,7 +850,7 @@ export function executeRare(cpu: Cpu, slot: number, id: number, next: number): b
       return true;
     }
     case 0x100: { // group 6
-      if (!pm) fault(UD);
+      if (!pmNotVm86) fault(UD);
       const r = (m >> 3) & 7;
       switch (r) {
         case 0: // SLDT
@@ -917,7 +922,7 @@ export function executeRare(cpu: Cpu, slot: number, id: number, next: number): b
     }
     case 0x102:
     case 0x103: { // LAR, LSL
-      if (!pm) fault(UD);
+      if (!pmNotVm86) fault(UD);
       const sel = readRm(cpu, slot, m, 1);
       const v = loadAccessRights(cpu, sel, op === 0x103);
       if (v === null) setZF(cpu, false);

@@ -1,8 +1,8 @@
 /**
  * Interrupt and exception delivery (SDM Vol. 3A, ch. 6; 17.3.1.4 single-step): external
  * interrupts from an InterruptSource gated by IF, the STI shadow, HLT wake-up, the TF trap with
- * DR6.BS, double and triple faults, and a clean stop for task gates (task switching is not
- * implemented). Guests are built on testdata/x86/pm_kernel.inc.
+ * DR6.BS, double and triple faults (task gates: task_switch_test.ts). Guests are built on
+ * testdata/x86/pm_kernel.inc.
  */
 import { assert, assertEquals } from "../../assert.ts";
 import { FakeInterruptController, STACK0_TOP, STACK3_TOP, systemTest, TestGuest } from "./test_guest.ts";
@@ -207,26 +207,6 @@ zero_idtr:
   assertEquals(g.cpu.stopReason, "shutdown", g.describe());
   assert(g.cpu.stopMessage.includes("triple fault"), g.cpu.stopMessage);
   assertEquals(g.done, false);
-});
-
-systemTest("Cpu a task gate in the IDT or a far jump to a TSS stops with 'unsupported'", () => {
-  const gate = TestGuest.kernel(`
-test_main:
-  set_idt_access 0x50, 0x85
-  int 0x50
-  finish
-`);
-  gate.run();
-  assertEquals(gate.cpu.stopReason, "unsupported", gate.describe());
-  assert(gate.cpu.stopMessage.includes("task gate"), gate.cpu.stopMessage);
-
-  const jump = TestGuest.kernel(`
-test_main:
-  jmp SEL_TSS:0
-  finish
-`);
-  jump.run();
-  assertEquals(jump.cpu.stopReason, "unsupported", jump.describe());
 });
 
 systemTest("Cpu.stopOnException stops at the faulting instruction with the vector and error code", () => {
