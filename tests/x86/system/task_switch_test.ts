@@ -276,6 +276,19 @@ test_main:
 .f8:
   call SEL_GATE_B:0
 .r8:
+  mov eax, [gdt + SEL_TSS_B]
+  mov [LDT_B + 8], eax
+  mov eax, [gdt + SEL_TSS_B + 4]
+  mov [LDT_B + 12], eax
+  set_desc SEL_LDT_B, LDT_B, 0xF, 0x82, 0
+  mov ax, SEL_LDT_B
+  lldt ax
+  resume_at .r9
+.f9:
+  jmp 0x0C:0
+.r9:
+  xor eax, eax
+  lldt ax
   xor eax, eax
   str ax
   store_result 0, eax
@@ -301,6 +314,7 @@ task_b:
       [GP, 0x28, at("f6")],
       [GP, 0x60, at("f7")],
       [NP, 0x68, at("f8")],
+      [GP, 0x0C, at("f9")],
     ]);
     assertEquals(g.result(0), 0x28, "TR unchanged");
     assertEquals([type(g.result(1)), type(g.result(2))], [0xB, 9], "busy bits unchanged");
