@@ -6,7 +6,7 @@
  * testdata/x86/pm_kernel.inc; the VM86 code lives in the kernel image (CS 0x1000 = IMAGE_BASE).
  */
 import { assertEquals } from "../../assert.ts";
-import { STACK0_TOP, systemTest, TEST_PORT, TestGuest } from "./test_guest.ts";
+import { FakeInterruptController, STACK0_TOP, systemTest, TEST_PORT, TestGuest } from "./test_guest.ts";
 
 const BP = 3, UD = 6, GP = 13, PF = 14;
 
@@ -389,5 +389,39 @@ bits 32
 `);
     assertEquals(results(g, 0, 4), [0xAAAA5555, 0x1000, 0x0304, 0x0303, 0xFFF0]);
     assertEquals(results(g, 10, 12), [0x68000, 0x60, 0x23002]);
+  },
+);
+
+systemTest(
+  "Cpu an external interrupt in VM86 (IF=1, IOPL 0) reaches the ring-0 handler, whose IRET resumes VM86",
+  () => {
+    const g = TestGuest.kernel(
+      VM86 + `
+test_main:
+  set_hook 0x40, hook_ret
+  set_hook 6, hook_finish
+  to_vm86 v86, 0x20202
+
+bits 16
+v86:
+  mov word [4 * 0], 0x1111
+  ud2
+bits 32
+`,
+    );
+    const pic = new FakeInterruptController();
+    g.cpu.interrupts = pic;
+    pic.raise(0x40);
+    g.run();
+    g.expectDone();
+    const ev = g.events();
+    assertEquals(ev.map((e) => [e.vector, e.eip, e.cs]), [[0x40, ip(g, "v86"), 0x1000], [
+      UD,
+      ip(g, "v86") + 6,
+      0x1000,
+    ]]);
+    assertEquals(ev[0].eflags & 0x20200, 0x20200, "VM and IF in the interrupted EFLAGS");
+    assertEquals(g.result(0), 0x1111, "VM86 ran on after the handler's IRET");
+    assertEquals(pic.acknowledged, 1);
   },
 );
