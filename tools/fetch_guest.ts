@@ -23,6 +23,8 @@ export interface GuestFiles {
   packages: string[];
   /** The modules in the initramfs, in /init's load order (absent in caches from before this field). */
   modules?: string[];
+  /** The initramfs's other parts (GUEST_EXTRAS) it was built with; a cache missing one is rebuilt. */
+  extras?: string[];
 }
 
 /** The host cannot provide the Guest (no apt, no i386 kernel package); tests skip on this. */
@@ -54,6 +56,14 @@ export const FILESYSTEM_MODULES = ["crc32c_generic", "ext4"];
 
 /** Every module the initramfs is built with (their dependencies are added). */
 export const GUEST_MODULES = [...VIRTIO_MODULES, ...FILESYSTEM_MODULES];
+
+/**
+ * Parts of the initramfs besides busybox, /init and the modules: a cache built before one was added
+ * lacks it and is rebuilt. `udhcpc-default-script`: /etc/udhcpc/default.script (Debian busybox's
+ * path; /usr/share/udhcpc/default.script links to it), so a bare `udhcpc`
+ * configures eth0 from a DHCP lease (as on --net=user). `links-up`: /init sets every network link up.
+ */
+export const GUEST_EXTRAS = ["udhcpc-default-script", "links-up"];
 
 /** The line /init prints once userspace runs, followed by `uname -r`. */
 export const READY_MARKER = "LGUEST-TS-READY";
@@ -107,6 +117,7 @@ async function readManifest(dir: string): Promise<GuestFiles | undefined> {
     }
     // A cache built with fewer modules (an older GUEST_MODULES) is rebuilt.
     if (!GUEST_MODULES.every((m) => files.modules?.includes(m))) return undefined;
+    if (!GUEST_EXTRAS.every((x) => files.extras?.includes(x))) return undefined;
     return files;
   } catch {
     return undefined;
@@ -155,6 +166,7 @@ async function fetchAndBuild(dir: string, parent: string, log: (line: string) =>
       version,
       packages,
       modules: modules.map((m) => m.name),
+      extras: GUEST_EXTRAS,
     };
     const vmlinux = await extractVmlinux(await Deno.readFile(`${root}/boot/${boot}`), log);
     if (vmlinux) {
@@ -320,6 +332,8 @@ for m in \\
 ${insmods}; do
   insmod "$m" || echo "init: could not load $m"
 done
+# Network links up, unaddressed: a bare udhcpc (or ip addr add) then just works.
+for l in /sys/class/net/*; do ip link set "\${l##*/}" up 2>/dev/null; done
 if [ -n "$lguest_run" ]; then
   sh -c "$lguest_run"
   echo "LGUEST-TS-EXIT $?"
@@ -330,6 +344,28 @@ fi
 poweroff -f
 `;
 }
+
+/**
+ * busybox udhcpc's event script (udhcpc runs it as `default.script EVENT` with the lease in its
+ * environment: interface, ip, mask as a prefix length, router, dns): configures the interface.
+ */
+export const UDHCPC_SCRIPT = `#!/bin/sh
+# udhcpc's event script, written by tools/fetch_guest.ts: configure the interface from the lease.
+case "$1" in
+deconfig)
+  ip -4 addr flush dev "$interface"
+  ip link set "$interface" up
+  ;;
+bound|renew)
+  ip -4 addr flush dev "$interface"
+  ip addr add "$ip/\${mask:-24}" dev "$interface"
+  for r in $router; do ip route add default via "$r" dev "$interface"; break; done
+  : > /etc/resolv.conf
+  for d in $dns; do echo "nameserver $d" >> /etc/resolv.conf; done
+  ;;
+esac
+exit 0
+`;
 
 /** Builds initramfs.cpio.gz: busybox as /bin/sh, the modules under /lib/modules/<version>/, /init. */
 export async function buildInitramfs(
@@ -348,6 +384,10 @@ export async function buildInitramfs(
   for (const m of parts.modules) cpio.addFile(`lib/modules/${parts.version}/${m.relativePath}`, m.data);
   const init = initScript(parts.version, parts.modules.map((m) => m.relativePath));
   cpio.addFile("init", new TextEncoder().encode(init), 0o755);
+  // Debian's busybox looks for /etc/udhcpc/default.script; upstream's default is /usr/share/udhcpc/.
+  for (const dir of ["etc/udhcpc", "usr/share", "usr/share/udhcpc"]) cpio.addDirectory(dir);
+  cpio.addFile("etc/udhcpc/default.script", new TextEncoder().encode(UDHCPC_SCRIPT), 0o755);
+  cpio.addSymlink("usr/share/udhcpc/default.script", "/etc/udhcpc/default.script");
   return await gzip(cpio.finish());
 }
 

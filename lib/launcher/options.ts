@@ -6,6 +6,7 @@
  */
 
 import { LaunchError } from "../support/errors.ts";
+import type { HostForward } from "../backends/user_net.ts";
 
 /** A `--block=FILE[,ro]` disk: one virtio-blk device each, in command-line order. */
 export interface BlockOption {
@@ -13,14 +14,24 @@ export interface BlockOption {
   readOnly: boolean;
 }
 
-/** A `--net=listen:...` or `--net=connect:...` network: one virtio-net device each, in order. */
+/**
+ * A `--net=listen:...`, `--net=connect:...` or `--net=user...` network: one virtio-net device each,
+ * in order.
+ */
 export interface NetOption {
-  mode: "listen" | "connect";
-  /** Host name or address; for `listen` without a host, the loopback address 127.0.0.1. */
+  mode: "listen" | "connect" | "user";
+  /** Host name or address; for `listen` without a host, the loopback address 127.0.0.1 ("" for user). */
   host: string;
+  /** The socket link's port (0 for user). */
   port: number;
   /** The guest's MAC address, six bytes; absent means "let the device choose". */
   mac?: Uint8Array;
+  /** `pcap=FILE`: capture the link's frames, both ways, in a pcap file. */
+  pcap?: string;
+  /** `hostfwd=` rules of a user network, in order. */
+  hostForwards?: HostForward[];
+  /** `restrict=on`: a user network makes no outbound connection. */
+  restrict?: boolean;
 }
 
 /** What the Guest boots: a Linux kernel (bzImage or ELF vmlinux) or a raw firmware ROM. */
@@ -83,6 +94,12 @@ Networking:
                            16 at once on one switched Ethernet (HOST: 127.0.0.1; repeatable)
   --net=connect:HOST:PORT[,mac=XX:XX:XX:XX:XX:XX]
                            add a virtio network card that connects to a peer listening on HOST:PORT
+  --net=user[,hostfwd=tcp|udp:[HOSTADDR]:HOSTPORT-:GUESTPORT]...[,restrict=on][,mac=...]
+                           add a virtio network card on a built-in router (no root): DHCP gives the
+                           guest 10.0.2.15, the gateway 10.0.2.2 is the host's 127.0.0.1, DNS is
+                           10.0.2.3; hostfwd forwards a host port (HOSTADDR: 127.0.0.1) to the
+                           guest; restrict=on makes no outbound connection
+  --net=...,pcap=FILE      also capture the card's frames, both ways, in a pcap file (any --net)
   --tunnet=...             not supported: TAP devices need root; use --net instead
 
 Other devices:
@@ -110,7 +127,7 @@ const VALUED = new Set(["--block", "--initrd", "--net", "--firmware"]);
 const VALUE_HINT: Record<string, string> = {
   "--block": "--block=FILE[,ro]",
   "--initrd": "--initrd=FILE",
-  "--net": "--net=listen:[HOST:]PORT or --net=connect:HOST:PORT",
+  "--net": "--net=listen:[HOST:]PORT, --net=connect:HOST:PORT or --net=user",
   "--firmware": "--firmware=FILE",
 };
 /** lguest options we recognise but refuse, with their value or without, and why. */
@@ -278,22 +295,56 @@ function parseBlock(value: string): BlockOption {
 
 function parseNet(value: string): NetOption {
   const [target, ...extras] = value.split(",");
+  const isUser = target === "user";
+  const known = isUser ? "mac=, pcap=, hostfwd= and restrict= are known" : "mac= and pcap= are known";
   let mac: Uint8Array | undefined;
+  let pcap: string | undefined;
+  let restrict: boolean | undefined;
+  const hostForwards: HostForward[] = [];
   for (const extra of extras) {
-    if (extra.startsWith("mac=")) {
+    const eq = extra.indexOf("=");
+    const key = eq === -1 ? extra : extra.slice(0, eq);
+    const v = extra.slice(eq + 1);
+    if (key === "mac") {
       if (mac) throw new LaunchError(`Invalid network "${value}": mac= given twice`);
-      mac = parseMac(extra.slice(4));
+      mac = parseMac(v);
+    } else if (key === "pcap" && eq !== -1) {
+      if (pcap !== undefined) throw new LaunchError(`Invalid network "${value}": pcap= given twice`);
+      if (v === "") throw new LaunchError(`Invalid network "${value}": pcap= needs a file name`);
+      pcap = v;
+    } else if (isUser && key === "hostfwd" && eq !== -1) {
+      hostForwards.push(parseHostForward(v, value));
+    } else if (isUser && key === "restrict" && eq !== -1) {
+      if (!/^(on|off|yes|no)$/.test(v)) {
+        throw new LaunchError(
+          `Invalid network option "${extra}" in "--net=${value}": expected restrict=on or off`,
+        );
+      }
+      restrict = v === "on" || v === "yes";
     } else {
-      throw new LaunchError(
-        `Invalid network option "${extra}" in "--net=${value}": only mac=XX:XX:XX:XX:XX:XX is known`,
-      );
+      throw new LaunchError(`Invalid network option "${extra}" in "--net=${value}": only ${known}`);
     }
+  }
+  const extrasOf = (net: NetOption): NetOption => {
+    if (mac) net.mac = mac;
+    if (pcap !== undefined) net.pcap = pcap;
+    return net;
+  };
+  if (isUser) {
+    const net: NetOption = { mode: "user", host: "", port: 0, hostForwards, restrict: restrict ?? false };
+    const seen = new Set<string>();
+    for (const f of hostForwards) {
+      const id = `${f.protocol}:${f.hostAddr}:${f.hostPort}`;
+      if (seen.has(id)) throw new LaunchError(`Invalid network "${value}": hostfwd=${id} given twice`);
+      seen.add(id);
+    }
+    return extrasOf(net);
   }
   const colon = target.indexOf(":");
   const mode = colon === -1 ? target : target.slice(0, colon);
   if (mode !== "listen" && mode !== "connect") {
     throw new LaunchError(
-      `Invalid network "${value}": expected listen:[HOST:]PORT or connect:HOST:PORT`,
+      `Invalid network "${value}": expected listen:[HOST:]PORT, connect:HOST:PORT or user`,
     );
   }
   const { host, portText } = splitHostPort(colon === -1 ? "" : target.slice(colon + 1));
@@ -306,9 +357,22 @@ function parseNet(value: string): NetOption {
       `Invalid port "${portText}" in "--net=${value}": expected a number from 1 to 65535`,
     );
   }
-  const net: NetOption = { mode, host: host ?? "127.0.0.1", port: Number(portText) };
-  if (mac) net.mac = mac;
-  return net;
+  return extrasOf({ mode, host: host ?? "127.0.0.1", port: Number(portText) });
+}
+
+/** `tcp|udp:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT`, QEMU's hostfwd= (HOSTADDR defaults to 127.0.0.1). */
+function parseHostForward(text: string, value: string): HostForward {
+  const m = /^(tcp|udp):(\[[^\]]*\]|[^:]*):(\d{1,5})-([^:]*):(\d{1,5})$/.exec(text);
+  const bad = (why: string) => new LaunchError(`Invalid hostfwd "${text}" in "--net=${value}": ${why}`);
+  if (m === null) throw bad("expected tcp|udp:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT");
+  const hostPort = Number(m[3]);
+  const guestPort = Number(m[5]);
+  if (hostPort < 1 || hostPort > 65535 || guestPort < 1 || guestPort > 65535) {
+    throw bad("ports are numbers from 1 to 65535");
+  }
+  if (m[4] !== "" && m[4] !== "10.0.2.15") throw bad("the guest's address is 10.0.2.15");
+  const hostAddr = m[2] === "" ? "127.0.0.1" : m[2].replace(/^\[(.*)\]$/, "$1");
+  return { protocol: m[1] as "tcp" | "udp", hostAddr, hostPort, guestPort };
 }
 
 /** Splits `HOST:PORT`, `[V6ADDR]:PORT` or a bare `PORT` (host undefined). */

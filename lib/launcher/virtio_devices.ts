@@ -5,7 +5,9 @@
  */
 import { FileDisk } from "../backends/file_disk.ts";
 import { HostEntropy } from "../backends/entropy.ts";
+import { type ClosableNetBackend, PcapTap } from "../backends/pcap_tap.ts";
 import { SocketNet } from "../backends/socket_net.ts";
+import { UserNet } from "../backends/user_net.ts";
 import type { Machine } from "../machine/machine.ts";
 import type { IrqSink } from "../machine/irq.ts";
 import { PciHostBridge } from "../pci/pci_host_bridge.ts";
@@ -33,9 +35,12 @@ export interface AttachedDevices {
 /**
  * A stable default MAC per network device, different at the two ends of one socket link:
  * 52:54:00 (QEMU's prefix), then 0x10 for a listening end or 0x20 for a connecting one, then the
- * port. Two guests each with one NIC on the same link thus never share an address.
+ * port. Two guests each with one NIC on the same link thus never share an address. A user network's
+ * guest is alone with the router and gets QEMU's usual 52:54:00:12:34:56.
  */
-export function defaultMac(mode: "listen" | "connect", port: number): Uint8Array {
+export function defaultMac(mode: "listen" | "connect" | "user", port: number): Uint8Array {
+  // On a user network the guest is alone with the router: QEMU's usual address.
+  if (mode === "user") return new Uint8Array([0x52, 0x54, 0x00, 0x12, 0x34, 0x56]);
   return new Uint8Array([0x52, 0x54, 0x00, mode === "listen" ? 0x10 : 0x20, (port >> 8) & 0xFF, port & 0xFF]);
 }
 
@@ -78,10 +83,26 @@ export async function attachVirtioDevices(
       plug(new BlockDevice(disk), `virtio-blk${i}`);
     }
     for (const [i, o] of opts.nets.entries()) {
-      const net = SocketNet.open({ mode: o.mode, hostname: o.host, port: o.port });
-      closers.push(() => net.close());
-      describers.push(() => `virtio-net${i}: ${net.describe()}`);
-      plug(new NetDevice(net, { mac: o.mac ?? defaultMac(o.mode, o.port) }), `virtio-net${i}`);
+      let net: ClosableNetBackend = o.mode === "user"
+        ? await UserNet.open({
+          hostForwards: o.hostForwards,
+          restrict: o.restrict,
+          clock: machine.clock,
+          wake: () => machine.wake(),
+        })
+        : SocketNet.open({ mode: o.mode, hostname: o.host, port: o.port });
+      if (o.pcap !== undefined) {
+        try {
+          net = PcapTap.open(o.pcap, net);
+        } catch (e) {
+          await net.close();
+          throw e;
+        }
+      }
+      const backend = net;
+      closers.push(() => backend.close());
+      describers.push(() => `virtio-net${i}: ${backend.describe()}`);
+      plug(new NetDevice(backend, { mac: o.mac ?? defaultMac(o.mode, o.port) }), `virtio-net${i}`);
     }
     if (opts.rng) plug(new RngDevice(new HostEntropy()), "virtio-rng");
   } catch (e) {

@@ -161,7 +161,7 @@ Deno.test("parseCommandLine rejects bad --net values naming the part that is wro
   );
   assertEquals(
     parseError("--net=tap:9000", "64", "k"),
-    'Invalid network "tap:9000": expected listen:[HOST:]PORT or connect:HOST:PORT',
+    'Invalid network "tap:9000": expected listen:[HOST:]PORT, connect:HOST:PORT or user',
   );
   assertEquals(
     parseError("--net=listen:70000", "64", "k"),
@@ -173,12 +173,51 @@ Deno.test("parseCommandLine rejects bad --net values naming the part that is wro
   );
   assertEquals(
     parseError("--net=listen:80,mtu=9000", "64", "k"),
-    'Invalid network option "mtu=9000" in "--net=listen:80,mtu=9000": only mac=XX:XX:XX:XX:XX:XX is known',
+    'Invalid network option "mtu=9000" in "--net=listen:80,mtu=9000": only mac= and pcap= are known',
   );
   assertEquals(
     parseError("--net=listen:80,mac=52:54:00:12:34", "64", "k"),
     'Invalid MAC address "52:54:00:12:34": expected six hex pairs like 52:54:00:12:34:56',
   );
+});
+
+Deno.test("parseCommandLine parses --net=user with hostfwd rules, restrict and pcap", () => {
+  const opts = parse(
+    "--net=user",
+    "--net=user,hostfwd=tcp::2222-:22,hostfwd=udp:0.0.0.0:5353-10.0.2.15:53,restrict=on,pcap=/tmp/x.pcap",
+    "--net=listen:8000,pcap=l.pcap",
+    "64",
+    "k",
+  );
+  assertEquals(opts.nets, [
+    { mode: "user", host: "", port: 0, hostForwards: [], restrict: false },
+    {
+      mode: "user",
+      host: "",
+      port: 0,
+      hostForwards: [
+        { protocol: "tcp", hostAddr: "127.0.0.1", hostPort: 2222, guestPort: 22 },
+        { protocol: "udp", hostAddr: "0.0.0.0", hostPort: 5353, guestPort: 53 },
+      ],
+      restrict: true,
+      pcap: "/tmp/x.pcap",
+    },
+    { mode: "listen", host: "127.0.0.1", port: 8000, pcap: "l.pcap" },
+  ]);
+});
+
+Deno.test("parseCommandLine rejects bad --net=user options naming the part that is wrong", () => {
+  assertEquals(
+    parseError("--net=user,hostfwd=sctp::1-:2", "64", "k"),
+    'Invalid hostfwd "sctp::1-:2" in "--net=user,hostfwd=sctp::1-:2": ' +
+      "expected tcp|udp:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT",
+  );
+  assert(parseError("--net=user,hostfwd=tcp::0-:22", "64", "k").includes("ports are numbers"));
+  assert(parseError("--net=user,hostfwd=tcp::80-10.0.2.9:22", "64", "k").includes("10.0.2.15"));
+  assert(parseError("--net=user,hostfwd=tcp::80-:22,hostfwd=tcp::80-:23", "64", "k").includes("given twice"));
+  assert(parseError("--net=user,restrict=maybe", "64", "k").includes("restrict=on or off"));
+  assert(parseError("--net=user,pcap=", "64", "k").includes("needs a file name"));
+  assert(parseError("--net=listen:80,restrict=on", "64", "k").includes("only mac= and pcap= are known"));
 });
 
 Deno.test("parseMac refuses multicast addresses a network card cannot own", () => {
