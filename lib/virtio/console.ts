@@ -2,7 +2,8 @@
  * virtio-console (virtio 1.x §5.3): a single port, receiveq 0 and transmitq 1, plus the
  * emergency-write register (VIRTIO_CONSOLE_F_EMERG_WRITE) that early boot code can poke before any
  * queue exists. Input that arrives while the driver has no receive buffers waits in a bounded
- * host-side FIFO. Leaves out multiport (and with it the control queues) and console resizing.
+ * host-side FIFO. Each transmit chain yields at most CONSOLE_MAX_REQUEST_BYTES.
+ * Leaves out multiport (and with it the control queues) and console resizing.
  */
 import { warn } from "../support/log.ts";
 import {
@@ -29,6 +30,12 @@ const TRANSMITQ = 1;
 const QUEUE_SIZE = 128;
 /** Host-side input held while the guest has no receive buffers; more is dropped. */
 export const CONSOLE_INPUT_LIMIT_BYTES = 64 << 10;
+/**
+ * Most output bytes taken from one transmit chain (Linux's hvc sends at most a page per buffer);
+ * the rest of a longer chain is consumed unread. A chain may name the same RAM many times, so its
+ * readableBytes says nothing about real work: this, times the ring size, bounds one notify.
+ */
+export const CONSOLE_MAX_REQUEST_BYTES = 64 << 10;
 
 // ---- Backend ----
 
@@ -59,6 +66,8 @@ export class ConsoleDevice implements VirtioDevice {
   #input: Uint8Array[] = [];
   #inputBytes = 0;
   #dropped = 0;
+  /** Transmit bytes cut off by CONSOLE_MAX_REQUEST_BYTES (warned about once). */
+  #truncated = 0;
   #chain: DescChain | null = null;
   #ctx: VirtioContext | null = null;
 
@@ -104,9 +113,18 @@ export class ConsoleDevice implements VirtioDevice {
     if (ctx === null || chain === null || !ctx.live) return;
     const queue = ctx.queues[TRANSMITQ];
     while (queue.pop(chain)) {
-      const out = new Uint8Array(chain.readableBytes);
-      chain.readBytes(0, out);
-      if (out.length > 0) this.#backend.write(out);
+      const total = Math.min(chain.readableBytes, CONSOLE_MAX_REQUEST_BYTES);
+      if (total < chain.readableBytes) {
+        if (this.#truncated === 0) {
+          warn(`${this.name}: output buffer of ${chain.readableBytes} bytes cut to ${total}`);
+        }
+        this.#truncated += chain.readableBytes - total;
+      }
+      if (total > 0) {
+        const out = new Uint8Array(total);
+        chain.readBytes(0, out);
+        this.#backend.write(out);
+      }
       queue.pushUsed(chain.head, 0);
     }
     ctx.usedBuffers(TRANSMITQ);

@@ -50,8 +50,9 @@ export interface VirtioContext {
   /** The device configuration changed (config_generation moves, config interrupt). */
   configChanged(): void;
   /**
-   * A guest-caused ring error (VirtqueueError, GuestMemoryError): the device goes to
-   * DEVICE_NEEDS_RESET with one warning. Anything else is a bug and is rethrown.
+   * The device cannot go on: a guest-caused ring error (VirtqueueError, GuestMemoryError) or any
+   * other exception (a bug, a host failure). The device goes to DEVICE_NEEDS_RESET with one warning;
+   * nothing is rethrown (asynchronous device loops call this from the event loop).
    */
   fail(error: unknown): void;
 }

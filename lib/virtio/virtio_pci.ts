@@ -176,9 +176,24 @@ export class VirtioPci {
       subsystemId: VIRTIO_PCI_SUBSYSTEM_ID,
     }, { sink: options.irq, line: options.irqLine });
     this.pci = pci;
+    // The exception barrier: whatever a device throws (a malformed ring, or a bug) ends at this
+    // access as DEVICE_NEEDS_RESET with one log line, never in the CPU's MMIO store.
     const bar0: IoHandler = {
-      read: (offset, size) => this.#barRead(offset, size),
-      write: (offset, size, value) => this.#barWrite(offset, size, value),
+      read: (offset, size) => {
+        try {
+          return this.#barRead(offset, size);
+        } catch (e) {
+          this.#deviceFault(e);
+          return 0;
+        }
+      },
+      write: (offset, size, value) => {
+        try {
+          this.#barWrite(offset, size, value);
+        } catch (e) {
+          this.#deviceFault(e);
+        }
+      },
     };
     pci.addMemoryBar(0, BAR0_SIZE, bar0);
     this.#addCap(VIRTIO_PCI_CAP_COMMON_CFG, BAR0_COMMON_OFFSET, COMMON_SIZE, 16);
@@ -201,8 +216,21 @@ export class VirtioPci {
     writable.fill(0xFF, 8, 16);
     this.#pciCfgCap = this.#addCap(VIRTIO_PCI_CAP_PCI_CFG, 0, 0, 20, writable);
     pci.interceptConfig(this.#pciCfgCap + 16, 4, {
-      read: (offset, size) => this.#pciCfgRead(offset, size),
-      write: (offset, size, value) => this.#pciCfgWrite(offset, size, value),
+      read: (offset, size) => {
+        try {
+          return this.#pciCfgRead(offset, size);
+        } catch (e) {
+          this.#deviceFault(e);
+          return 0;
+        }
+      },
+      write: (offset, size, value) => {
+        try {
+          this.#pciCfgWrite(offset, size, value);
+        } catch (e) {
+          this.#deviceFault(e);
+        }
+      },
     });
   }
 
@@ -264,8 +292,7 @@ export class VirtioPci {
     try {
       this.device.onQueueNotify(q);
     } catch (e) {
-      if (!isGuestRingError(e)) throw e;
-      this.#needsReset(e.message);
+      this.#deviceFault(e);
     }
   }
 
@@ -436,8 +463,7 @@ export class VirtioPci {
         if (ctx.live) this.#configChanged();
       },
       fail: (error) => {
-        if (!isGuestRingError(error)) throw error;
-        if (ctx.live) this.#needsReset(error.message);
+        if (ctx.live) this.#deviceFault(error);
       },
     };
     this.#ctx = ctx;
@@ -473,14 +499,26 @@ export class VirtioPci {
     this.#wake();
   }
 
-  /** Runs a device entry point; a guest-caused ring error becomes DEVICE_NEEDS_RESET, bugs propagate. */
+  /** Runs a device entry point; whatever it throws becomes DEVICE_NEEDS_RESET. */
   #guard(fn: () => void): void {
     try {
       fn();
     } catch (e) {
-      if (!isGuestRingError(e)) throw e;
-      this.#needsReset(e.message);
+      this.#deviceFault(e);
     }
+  }
+
+  /**
+   * A device threw. A guest-caused ring error (VirtqueueError, GuestMemoryError) is the guest's
+   * fault; anything else is a device bug or a host failure (an allocation, a backend), which must
+   * not escape into the CPU either: both end as DEVICE_NEEDS_RESET with one line (the stack of a
+   * bug under --verbose), and the driver can reset the device and carry on.
+   */
+  #deviceFault(e: unknown): void {
+    if (isGuestRingError(e)) return this.#needsReset(e.message);
+    const reason = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+    if (isVerbose() && e instanceof Error && e.stack) debug(e.stack);
+    this.#needsReset(`device error (${reason})`);
   }
 
   /** §2.1.2: the device hit an error it cannot recover from without a reset. One warning, then silence. */

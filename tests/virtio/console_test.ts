@@ -4,7 +4,14 @@
  * and the emergency-write register.
  */
 import { assert, assertEquals } from "../assert.ts";
-import { CONSOLE_INPUT_LIMIT_BYTES, type ConsoleBackend, ConsoleDevice } from "../../lib/virtio/console.ts";
+import {
+  CONSOLE_INPUT_LIMIT_BYTES,
+  CONSOLE_MAX_REQUEST_BYTES,
+  type ConsoleBackend,
+  ConsoleDevice,
+} from "../../lib/virtio/console.ts";
+import { VIRTIO_CONFIG_S_NEEDS_RESET } from "../../lib/virtio/virtio_device.ts";
+import { VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT } from "../../lib/virtio/virtqueue.ts";
 import { captureLog, TestMachine, VirtioDriver } from "./virtio_driver.ts";
 
 class FakeTerminal implements ConsoleBackend {
@@ -91,4 +98,30 @@ Deno.test("ConsoleDevice emergency write outputs one character per config write"
   drv.configWrite(8, 4, 0x100 | 0x4B);
   assertEquals(term.text(), "OK");
   assertEquals(drv.configRead(8, 4), 0);
+});
+
+Deno.test("ConsoleDevice takes at most CONSOLE_MAX_REQUEST_BYTES from a chain that lists all of RAM 1024 times", async () => {
+  // Issue #8: this chain claims 1024 x 64 MiB; it used to be allocated whole (RangeError).
+  const m = new TestMachine(64 << 20);
+  let written = 0;
+  let writes = 0;
+  const { slot } = m.plug(
+    new ConsoleDevice({ write: (b) => (written += b.length, writes++), onInput() {} }),
+    5,
+  );
+  const drv = new VirtioDriver(m, slot);
+  drv.start(2);
+  const tx = drv.queues[1];
+  const table = m.alloc(16 * 1024, 16);
+  for (let i = 0; i < 1024; i++) {
+    drv.writeDesc(table, i, 0, m.mem.sizeBytes, i < 1023 ? VIRTQ_DESC_F_NEXT : 0, i + 1);
+  }
+  drv.writeDesc(tx.desc, 0, table, 16 * 1024, VIRTQ_DESC_F_INDIRECT, 0);
+  drv.publish(tx, 0);
+  const { lines } = await captureLog(() => drv.notify(tx));
+  assertEquals(lines.length, 1, lines.join("\n"));
+  assertEquals(written, CONSOLE_MAX_REQUEST_BYTES);
+  assertEquals(writes, 1);
+  assertEquals(drv.status() & VIRTIO_CONFIG_S_NEEDS_RESET, 0);
+  assertEquals((await drv.waitUsed(tx)).id, 0);
 });

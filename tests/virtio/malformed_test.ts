@@ -172,3 +172,87 @@ Deno.test("NetDevice needs reset when a frame arrives on a malformed receive rin
   assertEquals(lines.length, 1);
   assertEquals(drv.status() & VIRTIO_CONFIG_S_NEEDS_RESET, VIRTIO_CONFIG_S_NEEDS_RESET);
 });
+
+/**
+ * The chain from issue #8: one indirect table of VIRTQ_MAX_INDIRECT descriptors, each covering all
+ * of RAM (readable or writable), so the chain claims 1024 x RAM bytes. Every device must bound its
+ * work per request: the notify returns (no RangeError out of the MMIO store), the request is
+ * answered or refused, and the device still works.
+ */
+for (const dev of DEVICES) {
+  for (const writable of [false, true]) {
+    Deno.test(`${dev.name} bounds a chain that lists all of RAM 1024 times (${writable ? "writable" : "readable"})`, async () => {
+      const { device, close } = await dev.make();
+      try {
+        const m = new TestMachine(64 << 20);
+        const { slot } = m.plug(device, 10);
+        const drv = new VirtioDriver(m, slot);
+        drv.start(dev.queues);
+        const q = drv.queues[dev.queue];
+        const table = m.alloc(16 * 1024, 16);
+        for (let i = 0; i < 1024; i++) {
+          drv.writeDesc(table, i, 0, m.mem.sizeBytes, (writable ? W : 0) | (i < 1023 ? NEXT : 0), i + 1);
+        }
+        drv.writeDesc(q.desc, 0, table, 16 * 1024, IND, 0);
+        q.nextDesc = 1;
+        drv.publish(q, 0);
+        await captureLog(async () => {
+          drv.notify(q);
+          await settle(20);
+        });
+        // Whatever the device made of it, it answers a good request now or after a reset.
+        if ((drv.status() & VIRTIO_CONFIG_S_NEEDS_RESET) !== 0) {
+          drv.reset();
+          drv.start(dev.queues);
+        } else {
+          while (drv.pollUsed(q) !== null);
+        }
+        const s = drv.submit(drv.queues[dev.queue], dev.good);
+        assertEquals((await drv.waitUsed(drv.queues[dev.queue])).id, s.head);
+      } finally {
+        await close();
+      }
+    });
+  }
+}
+
+Deno.test("VirtioPci turns any exception a device throws into DEVICE_NEEDS_RESET, never out of the MMIO write", async () => {
+  const device = new ConsoleDevice(silentConsole);
+  let boom = false;
+  const m = new TestMachine();
+  const { slot } = m.plug({
+    deviceType: device.deviceType,
+    name: "thrower",
+    queueSizes: device.queueSizes,
+    features: device.features,
+    configSizeBytes: device.configSizeBytes,
+    configRead: () => {
+      throw new TypeError("config read bug");
+    },
+    configWrite: () => {},
+    activate: (ctx) => device.activate(ctx),
+    reset: () => device.reset(),
+    onQueueNotify: (q) => {
+      if (boom) throw new RangeError("Array buffer allocation failed");
+      device.onQueueNotify(q);
+    },
+  } as VirtioDevice, 10);
+  const drv = new VirtioDriver(m, slot);
+  drv.start(2);
+  boom = true;
+  const { lines } = await captureLog(() => {
+    drv.submit(drv.queues[1], [{ data: new Uint8Array([0x41]) }]);
+    drv.notify(drv.queues[1]);
+  });
+  assertEquals(lines.length, 1, lines.join("\n"));
+  assert(lines[0].includes("RangeError"), lines[0]);
+  assertEquals(drv.status() & VIRTIO_CONFIG_S_NEEDS_RESET, VIRTIO_CONFIG_S_NEEDS_RESET);
+  drv.reset();
+  boom = false;
+  drv.start(2);
+  const s = drv.submit(drv.queues[1], [{ data: new Uint8Array([0x42]) }]);
+  assertEquals((await drv.waitUsed(drv.queues[1])).id, s.head);
+  const { lines: l2 } = await captureLog(() => drv.configRead(0, 4));
+  assertEquals(l2.length, 1);
+  assertEquals(drv.status() & VIRTIO_CONFIG_S_NEEDS_RESET, VIRTIO_CONFIG_S_NEEDS_RESET);
+});
