@@ -86,7 +86,10 @@ Basic:
                            <mem> is then optional (default 16m)
 
 Storage:
-  --block=FILE[,ro]        add a virtio disk backed by FILE (repeatable; ",ro" makes it read-only)
+  --block=FILE[,ro|,rw]    add a virtio disk backed by FILE (repeatable; ",ro" makes it read-only;
+                           a comma in FILE is written ",,"). The size should be a multiple of 512
+                           bytes (a partial last sector is left out, with a warning). A read-write
+                           image is locked: a second writer is refused, ",ro" users may share it
 
 Networking:
   --net=listen:[HOST:]PORT[,mac=XX:XX:XX:XX:XX:XX]
@@ -285,12 +288,45 @@ export function parseMemSize(text: string, minBytes = MIN_KERNEL_MEM_BYTES): num
   return bytes;
 }
 
-function parseBlock(value: string): BlockOption {
-  // Only a trailing ",ro" is an option, so a file name may itself contain commas.
-  const readOnly = value.endsWith(",ro");
-  const path = readOnly ? value.slice(0, -3) : value;
+/**
+ * Parses `FILE[,OPTION]...`. Every comma starts an option, as in QEMU's `-drive`; a comma that is
+ * part of the file name is written twice (`a,,b.img` is the file `a,b.img`), QEMU's escape too.
+ */
+export function parseBlock(value: string): BlockOption {
+  const parts = splitOptions(value);
+  const path = parts[0];
   if (path === "") throw new LaunchError(`Option "--block" needs a file name: --block=FILE[,ro]`);
-  return { path, readOnly };
+  let mode: "ro" | "rw" | undefined;
+  for (const opt of parts.slice(1)) {
+    if (opt === "ro" || opt === "rw") {
+      if (mode !== undefined && mode !== opt) {
+        throw new LaunchError(`Invalid disk "--block=${value}": both ro and rw given`);
+      }
+      mode = opt;
+    } else {
+      throw new LaunchError(
+        `Invalid disk option "${opt}" in "--block=${value}": expected ro or rw` +
+          ` (a comma in a file name is written ",,")`,
+      );
+    }
+  }
+  return { path, readOnly: mode === "ro" };
+}
+
+/** Splits at single commas; ",," stands for a comma inside a part. */
+function splitOptions(value: string): string[] {
+  const parts: string[] = [];
+  let cur = "";
+  for (let i = 0; i < value.length; i++) {
+    if (value[i] !== ",") cur += value[i];
+    else if (value[i + 1] === ",") cur += value[++i];
+    else {
+      parts.push(cur);
+      cur = "";
+    }
+  }
+  parts.push(cur);
+  return parts;
 }
 
 function parseNet(value: string): NetOption {

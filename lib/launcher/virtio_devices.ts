@@ -12,7 +12,7 @@ import type { Machine } from "../machine/machine.ts";
 import type { IrqSink } from "../machine/irq.ts";
 import { PciHostBridge } from "../pci/pci_host_bridge.ts";
 import { LaunchError } from "../support/errors.ts";
-import { debug } from "../support/log.ts";
+import { debug, warn } from "../support/log.ts";
 import { BlockDevice } from "../virtio/block.ts";
 import { type ConsoleBackend, ConsoleDevice } from "../virtio/console.ts";
 import { NetDevice } from "../virtio/net.ts";
@@ -80,6 +80,7 @@ export async function attachVirtioDevices(
     for (const [i, b] of opts.blocks.entries()) {
       const disk = await FileDisk.open(b.path, { readOnly: b.readOnly });
       closers.push(() => disk.close());
+      if (disk.sizeWarning !== undefined) warn(`warning: ${disk.sizeWarning}`);
       plug(new BlockDevice(disk), `virtio-blk${i}`);
     }
     for (const [i, o] of opts.nets.entries()) {

@@ -86,3 +86,120 @@ Deno.test("FileDisk opened read-only refuses writes and leaves the file unchange
     await Deno.remove(path);
   }
 });
+
+Deno.test("FileDisk refuses an empty or sub-sector file and warns about a partial last sector", async () => {
+  for (const size of [0, 511]) {
+    const path = await tempFile(new Uint8Array(size));
+    try {
+      await assertRejects(() => FileDisk.open(path), (e: unknown) => {
+        assert(e instanceof LaunchError);
+        assertEquals(
+          e.message,
+          `Cannot use block file "${path}": it is ${size} bytes, less than one 512-byte sector`,
+        );
+        return true;
+      });
+    } finally {
+      await Deno.remove(path);
+    }
+  }
+  const path = await tempFile(new Uint8Array(1000));
+  const disk = await FileDisk.open(path);
+  try {
+    assertEquals(
+      disk.sizeWarning,
+      `block file "${path}" is 1000 bytes, not a multiple of 512: the guest sees 1 sectors and never the last 488 bytes`,
+    );
+  } finally {
+    await disk.close();
+    await Deno.remove(path);
+  }
+  const whole = await tempFile(new Uint8Array(1024));
+  const ok = await FileDisk.open(whole);
+  assertEquals(ok.sizeWarning, undefined);
+  await ok.close();
+  await Deno.remove(whole);
+});
+
+Deno.test("FileDisk refuses a file it may not write with a hint to add ,ro", async () => {
+  const path = await tempFile(new Uint8Array(1024));
+  try {
+    // Deno's permissions deny the write whoever runs the test (a chmod would not stop root).
+    const script = `import { FileDisk } from ${
+      JSON.stringify(new URL("../../lib/backends/file_disk.ts", import.meta.url).href)
+    };
+      try { await FileDisk.open(${JSON.stringify(path)}); } catch (e) { console.log(e.message); }
+      const d = await FileDisk.open(${
+      JSON.stringify(path)
+    }, { readOnly: true }); console.log("ro", d.sizeBytes);`;
+    // `deno eval` always has every permission: run a script file instead.
+    const scriptPath = await Deno.makeTempFile({ suffix: ".ts" });
+    await Deno.writeTextFile(scriptPath, script);
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        `--allow-read=${path},${scriptPath},${new URL("../../", import.meta.url).pathname}`,
+        scriptPath,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const lines = new TextDecoder().decode(out.stdout).trim().split("\n");
+    assert(lines[0].startsWith(`Cannot open block file "${path}": `), lines.join("\n"));
+    assert(lines[0].endsWith(`(to use it read-only, add ",ro": --block=${path},ro)`), lines[0]);
+    assertEquals(lines[1], "ro 1024");
+    await Deno.remove(scriptPath);
+    if (Deno.uid() !== 0) {
+      await Deno.chmod(path, 0o444);
+      await assertRejects(() => FileDisk.open(path), (e: unknown) => {
+        assert(e instanceof LaunchError);
+        assertEquals(
+          e.message,
+          `Cannot open block file "${path}": permission denied (to use it read-only, add ",ro": --block=${path},ro)`,
+        );
+        return true;
+      });
+    }
+  } finally {
+    await Deno.remove(path);
+  }
+});
+
+Deno.test("FileDisk locks an image: one writer, or readers that share it, within one launcher and across two", async () => {
+  const path = await tempFile(new Uint8Array(1024));
+  try {
+    const writer = await FileDisk.open(path);
+    await assertRejects(() => FileDisk.open(path), /already open elsewhere/);
+    await assertRejects(() => FileDisk.open(path, { readOnly: true }), /open read-write elsewhere/);
+    // Another process: the same lock.
+    const script = `import { FileDisk } from ${
+      JSON.stringify(new URL("../../lib/backends/file_disk.ts", import.meta.url).href)
+    };
+      for (const readOnly of [false, true]) {
+        try { await (await FileDisk.open(${
+      JSON.stringify(path)
+    }, { readOnly })).close(); console.log("opened"); }
+        catch (e) { console.log(e.message); }
+      }`;
+    const other = async () =>
+      new TextDecoder().decode(
+        (await new Deno.Command(Deno.execPath(), { args: ["eval", "-A", script], stdout: "piped" }).output())
+          .stdout,
+      ).trim().split("\n");
+    const busy = await other();
+    assert(
+      busy[0].includes("already open elsewhere") && busy[1].includes("open read-write elsewhere"),
+      busy.join("\n"),
+    );
+    await writer.close();
+    const r1 = await FileDisk.open(path, { readOnly: true });
+    const r2 = await FileDisk.open(path, { readOnly: true });
+    await assertRejects(() => FileDisk.open(path), /already open elsewhere/);
+    assertEquals((await other())[0].includes("already open elsewhere"), true);
+    await r1.close();
+    await r2.close();
+    assertEquals(await other(), ["opened", "opened"]);
+  } finally {
+    await Deno.remove(path);
+  }
+});

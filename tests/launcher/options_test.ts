@@ -8,6 +8,7 @@ import { assert, assertEquals, assertThrows } from "../assert.ts";
 import { LaunchError } from "../../lib/support/errors.ts";
 import {
   type LaunchOptions,
+  parseBlock,
   parseCommandLine,
   parseMac,
   parseMemSize,
@@ -52,7 +53,7 @@ Deno.test("parseCommandLine takes every option before <mem>, as lguest's getopt 
   const opts = parse(
     "--verbose",
     "--block=root.img",
-    "--block=data,1.img,ro",
+    "--block=data,,1.img,ro",
     "--initrd=initrd.gz",
     "--rng",
     "--deterministic",
@@ -288,4 +289,19 @@ Deno.test("USAGE groups the options like a manual page and mentions every option
     assert(USAGE.includes(opt), opt);
   }
   for (const line of USAGE.split("\n")) assert(line.length <= 100, `USAGE line too long: ${line}`);
+});
+
+Deno.test("parseBlock reads ,ro and ,rw as options and refuses unknown ones instead of taking them as the file name", () => {
+  assertEquals(parseBlock("disk.img"), { path: "disk.img", readOnly: false });
+  assertEquals(parseBlock("disk.img,rw"), { path: "disk.img", readOnly: false });
+  assertEquals(parseBlock("disk.img,ro"), { path: "disk.img", readOnly: true });
+  assertEquals(parseBlock("a,,b.img,ro"), { path: "a,b.img", readOnly: true });
+  assertThrows(
+    () => parseBlock("disk.img,rox"),
+    LaunchError,
+    `Invalid disk option "rox" in "--block=disk.img,rox"`,
+  );
+  assertThrows(() => parseBlock("data,1.img"), LaunchError, `Invalid disk option "1.img"`);
+  assertThrows(() => parseBlock("disk.img,ro,rw"), LaunchError, "both ro and rw");
+  assertThrows(() => parseBlock(",ro"), LaunchError, "needs a file name");
 });
