@@ -64,15 +64,25 @@ export class TestMachine {
   /** Bump allocator for driver-side structures, from 64 KiB up. */
   #next = 0x10000;
 
-  constructor(ramBytes = 4 << 20) {
-    this.mem = new GuestMemory(ramBytes);
+  /** `mem` replaces the plain RAM of `ramBytes` (the fuzzer passes RAM with a guard zone). */
+  constructor(ramBytes = 4 << 20, mem?: GuestMemory) {
+    this.mem = mem ?? new GuestMemory(ramBytes);
     this.bridge = new PciHostBridge(this.ports, this.mmio);
+  }
+
+  /** The allocator's position, to give everything allocated since back with `release`. */
+  allocMark(): number {
+    return this.#next;
+  }
+
+  release(mark: number): void {
+    this.#next = mark;
   }
 
   alloc(len: number, align = 16): number {
     const at = Math.ceil(this.#next / align) * align;
     this.#next = at + Math.max(len, 1);
-    if (this.#next > this.mem.sizeBytes) throw new Error("test machine out of RAM");
+    if (!this.mem.contains(at, Math.max(len, 1))) throw new Error("test machine out of RAM");
     return at;
   }
 
