@@ -1216,6 +1216,7 @@ function deliver(cpu: Cpu, vector: number): boolean {
 /** Handles what the inner loop threw; returns false when execute() must stop. */
 function handleThrow(cpu: Cpu, e: unknown): boolean {
   if (e === FAULT) {
+    cpu.faultInNewTask = false; // consumed by runBlock, or moot (EIP is already the new task's)
     if (cpu.onException !== null) cpu.onException(FAULT.vector, FAULT.errorCode, cpu.st[ST_EIP]);
     if (cpu.stopOnException) {
       cpu.lastException = FAULT.vector;

@@ -24,7 +24,7 @@ import {
 import { DF_VEC, FAULT, faultCode, GP, NP, PF_VEC, pushesErrorCode, SS_VEC, TS_VEC } from "./fault.ts";
 import { CC_FLAGS, materialize } from "./lazy_flags.ts";
 import { readSys, write16, write32, writeSys } from "./mmu.ts";
-import { DESC, descAttr, descBase, descLimit, loadCache, readDescriptor } from "./segments.ts";
+import { DATA_SEGS, DESC, descAttr, descBase, descLimit, loadCache, readDescriptor } from "./segments.ts";
 import { interruptTask } from "./task_switch.ts";
 
 /** Interrupt sources, for the privilege and error-code rules. */
@@ -200,7 +200,7 @@ export function deliverInterrupt(
     if (pushErr) push(errorCode);
     // Commit.
     if (vm86) {
-      for (const seg of [ES, DS, FS, GS]) {
+      for (const seg of DATA_SEGS) {
         cpu.segSel[seg] = 0;
         cpu.segBase[seg] = 0;
         cpu.segLimit[seg] = 0;
