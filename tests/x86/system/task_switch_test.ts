@@ -518,3 +518,57 @@ task_b:
   assertEquals(results(g, 0, 4), [0x110000, 0xFEEDFACE, 0x80, 0xC0FFEE, 0x0C]);
   assertEquals(results(g, 5, 8), [0x100000, 0x11111111, 0, 0x110000]);
 });
+
+systemTest(
+  "Cpu a read-only SS in the new TSS raises #TS(SS) in the new task, delivered through a #TS task gate",
+  () => {
+    const g = runKernel(`
+test_main:
+  set_desc SEL_TSS_B, TSS_B, 0x67, 0x89, 0
+  set_desc SEL_TSS_D, TSS_D, 0x67, 0x89, 0
+  set_desc SEL_SCRATCH, 0, 0xFFFFF, 0x90, 0xC
+  tss32 TSS_B, task_b, 0x60000
+  mov dword [TSS_B + 0x50], SEL_SCRATCH
+  tss32 TSS_D, ts_task, 0x50000
+  mov dword [idt + 10 * 8], SEL_TSS_D << 16
+  mov dword [idt + 10 * 8 + 4], 0x8500
+  jmp SEL_TSS_B:0
+  store_result 9, 0xBAD
+  finish
+
+task_b:
+  store_result 9, 0xBAD
+  finish
+
+ts_task:
+  pop eax
+  store_result 0, eax
+  xor eax, eax
+  str ax
+  store_result 1, eax
+  movzx eax, word [TSS_D]
+  store_result 2, eax
+  mov eax, [TSS_B + 0x20]
+  store_result 3, eax
+  movzx eax, word [TSS_B + 0x50]
+  store_result 4, eax
+  mov eax, [gdt + SEL_TSS_B + 4]
+  store_result 5, eax
+  mov eax, [gdt + SEL_TSS + 4]
+  store_result 6, eax
+  finish
+`);
+    assertEquals(results(g, 0, 2), [0x88, 0x78, 0x60], "error code SS, in the #TS task, nested from task B");
+    assertEquals(
+      results(g, 3, 4),
+      [g.symbol("task_b"), 0x88],
+      "task B saved at its first EIP with its raw SS",
+    );
+    assertEquals(
+      [type(g.result(5)), type(g.result(6))],
+      [0xB, 9],
+      "B busy (nested), the first task released by the JMP",
+    );
+    assertEquals(g.result(9), 0);
+  },
+);
