@@ -19,6 +19,7 @@ import { decompressBzImagePayload } from "./bzimage_payload.ts";
 import { PanicWatch } from "./panic_watch.ts";
 import { EBP, EBX, EDI, ESI, ST_GDT_BASE, ST_GDT_LIMIT } from "../x86/registers.ts";
 import type { LaunchOptions } from "./options.ts";
+import { bootLguest, chooseBootStyle } from "./lguest_launch.ts";
 
 /** Exit codes, documented in the README. */
 export const EXIT_POWEROFF = 0;
@@ -43,10 +44,14 @@ async function readFileOrFail(path: string, what: string): Promise<Uint8Array> {
 /** Runs the Guest described by `opts`; resolves to the process exit code. */
 export async function launch(opts: LaunchOptions): Promise<number> {
   if (opts.boot.kind === "firmware") return await launchFirmware(opts, opts.boot.path);
-  const kernelBytes = await kernelToLoad(opts, await readFileOrFail(opts.boot.path, "kernel"));
+  const fileBytes = await readFileOrFail(opts.boot.path, "kernel");
+  const kernelBytes = await kernelToLoad(opts, fileBytes);
   const initrd = opts.initrdPath === undefined ? undefined : await readFileOrFail(opts.initrdPath, "initrd");
+  const style = await chooseBootStyle(opts, fileBytes, kernelBytes);
   for (;;) {
-    const result = await bootLinux(opts, opts.boot.path, opts.boot.cmdline, kernelBytes, initrd);
+    const result = style.lguest
+      ? await bootLguest(opts, opts.boot.path, opts.boot.cmdline, kernelBytes, initrd, style.pae)
+      : await bootLinux(opts, opts.boot.path, opts.boot.cmdline, kernelBytes, initrd);
     if (result.kind === "reboot" && !opts.noReboot) {
       debug(`guest rebooted (${result.reason}): starting it again`);
       continue;

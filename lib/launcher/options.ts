@@ -55,6 +55,8 @@ export interface LaunchOptions {
   noReboot: boolean;
   /** Leave a bzImage's payload to the kernel's own decompressor instead of decompressing it on the host. */
   guestDecompress: boolean;
+  /** `--lguest` / `--pc`: boot the kernel that way whatever it looks like (default: detect). */
+  bootAs?: "lguest" | "pc";
   /** Non-fatal remarks about the command line; main.ts prints them before launching. */
   warnings: string[];
   /** The arguments as given, so a Guest reboot can start over with the same ones. */
@@ -114,7 +116,10 @@ Running:
   --no-reboot              exit when the Guest reboots instead of starting it again
   --guest-decompress       let a bzImage decompress itself in the Guest (slow, but with its KASLR)
                            instead of decompressing its gzip or xz payload on the host
-  --verbose                log what the Launcher and devices do to stderr
+  --lguest                 boot the kernel as an lguest paravirt Guest (ring 1, hypercalls) even if
+                           it does not look like one (default: a kernel with lguest's entry boots so)
+  --pc                     boot the kernel as on a PC even if it has lguest's entry
+  --verbose                log what the Launcher and devices do to stderr; says how the kernel boots
 
 Information:
   -h, --help               show this help
@@ -125,7 +130,15 @@ Examples:
   lguest --block=disk.img --net=listen:8000 512m vmlinuz root=/dev/vda console=ttyS0
 `;
 
-const FLAGS = new Set(["--verbose", "--rng", "--deterministic", "--no-reboot", "--guest-decompress"]);
+const FLAGS = new Set([
+  "--verbose",
+  "--rng",
+  "--deterministic",
+  "--no-reboot",
+  "--guest-decompress",
+  "--lguest",
+  "--pc",
+]);
 const VALUED = new Set(["--block", "--initrd", "--net", "--firmware"]);
 const VALUE_HINT: Record<string, string> = {
   "--block": "--block=FILE[,ro]",
@@ -210,7 +223,13 @@ export function parseCommandLine(
       else if (name === "--rng") opts.rng = true;
       else if (name === "--deterministic") opts.deterministic = true;
       else if (name === "--guest-decompress") opts.guestDecompress = true;
-      else opts.noReboot = true;
+      else if (name === "--lguest" || name === "--pc") {
+        const as = name === "--lguest" ? "lguest" : "pc";
+        if (opts.bootAs !== undefined && opts.bootAs !== as) {
+          throw new LaunchError(`Options "--lguest" and "--pc" contradict each other: give one of them`);
+        }
+        opts.bootAs = as;
+      } else opts.noReboot = true;
       continue;
     }
     if (name in UNSUPPORTED) throw new LaunchError(`Option "${name}" is not supported: ${UNSUPPORTED[name]}`);
@@ -248,6 +267,9 @@ export function parseCommandLine(
   if (firmwarePath !== undefined) {
     if (opts.initrdPath !== undefined) {
       throw new LaunchError(`Option "--initrd" needs a kernel: it cannot be used with --firmware`);
+    }
+    if (opts.bootAs !== undefined) {
+      throw new LaunchError(`Option "--${opts.bootAs}" needs a kernel: it cannot be used with --firmware`);
     }
     opts.memBytes = memText === undefined
       ? DEFAULT_FIRMWARE_MEM_BYTES

@@ -45,7 +45,8 @@ import {
 } from "./registers.ts";
 
 /** Why execute() returned early, besides running out of budget. */
-export type StopReason = "" | "halt" | "exception" | "shutdown" | "unsupported";
+/** "stopped": a paravirt host stopped the guest (the Machine already holds the reason). */
+export type StopReason = "" | "halt" | "exception" | "shutdown" | "unsupported" | "stopped";
 
 export interface CpuOptions {
   /** Attach an x87 FPU (default true); without one CPUID clears the FPU bit and ESC opcodes raise #NM. */
@@ -134,6 +135,27 @@ export class Cpu {
   softwareInterruptHook: ((vector: number, next: number) => boolean) | null = null;
   /** Called with a GP-faulting instruction before delivery; returning true means it was emulated. */
   generalProtectionHook: ((eip: number) => boolean) | null = null;
+  /**
+   * Hook for paravirtual guests: called before any protected-mode interrupt or exception is delivered
+   * through the IDT (arguments as deliverInterrupt's); returning true means the host delivered it
+   * (lguest reflects traps and interrupts itself, lib/lguest/guest_trap.ts).
+   */
+  deliveryHook:
+    | ((
+      vector: number,
+      source: number,
+      hasErrorCode: boolean,
+      errorCode: number,
+      returnEip: number,
+    ) => boolean)
+    | null = null;
+  /**
+   * Host-owned system tables seen at a fixed linear window by supervisor accesses (descriptor-table
+   * reads, TSS): lguest's switcher pages at the top of the address space hold the Guest's GDT copy.
+   * Not guest RAM: the guest's own page tables cannot reach it.
+   */
+  sysWindow: DataView | null = null;
+  sysWindowBase = 0;
   /** TSC: virtual nanoseconds * tscPerNs, via this clock (set by the machine). */
   nowNs: () => number = () => this.retiredBase + this.sliceRetired;
   /** TSC ticks per virtual nanosecond (1 = a 1 GHz TSC). */

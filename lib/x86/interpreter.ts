@@ -56,7 +56,7 @@ export function execute(cpu: Cpu, budget: number): number {
       stopAt = n + 1;
     } else if ((cc[CC_FLAGS] & IF) !== 0 && cpu.interrupts !== null && cpu.interrupts.hasInterrupt()) {
       const vector = cpu.interrupts.acknowledge();
-      if (!deliver(cpu, vector)) break;
+      if (!deliver(cpu, vector) || cpu.stopReason !== "") break;
     }
     if (cpu.halted) break;
     const tracing = (cc[CC_FLAGS] & TF) !== 0;

@@ -124,6 +124,9 @@ export function deliverInterrupt(
   returnEip: number,
 ): void {
   const st = cpu.st;
+  if (cpu.deliveryHook !== null && (st[1] & 1) !== 0) {
+    if (cpu.deliveryHook(vector, source, hasErrorCode, errorCode, returnEip)) return;
+  }
   const eflags = materialize(cpu.cc);
   if ((st[1] & 1) === 0) {
     // Real mode: the IVT.

@@ -353,6 +353,11 @@ export function writeSlow(cpu: Cpu, lin: number, size: number, v: number): void 
 
 /** Supervisor-privilege accessors for descriptor tables, the TSS and interrupt stacks at CPL 3. */
 export function readSys(cpu: Cpu, lin: number, size: number): number {
+  const w = cpu.sysWindow;
+  if (w !== null && ((lin - cpu.sysWindowBase) >>> 0) <= w.byteLength - size) {
+    const off = (lin - cpu.sysWindowBase) >>> 0;
+    return size === 1 ? w.getUint8(off) : size === 2 ? w.getUint16(off, true) : w.getInt32(off, true);
+  }
   if (((lin & 0xFFF) + size) > 0x1000) {
     let v = 0;
     for (let i = 0; i < size; i++) v |= readSys(cpu, (lin + i) | 0, 1) << (i * 8);
@@ -362,6 +367,14 @@ export function readSys(cpu: Cpu, lin: number, size: number): number {
 }
 
 export function writeSys(cpu: Cpu, lin: number, size: number, v: number): void {
+  const w = cpu.sysWindow;
+  if (w !== null && ((lin - cpu.sysWindowBase) >>> 0) <= w.byteLength - size) {
+    const off = (lin - cpu.sysWindowBase) >>> 0;
+    if (size === 1) w.setUint8(off, v);
+    else if (size === 2) w.setUint16(off, v, true);
+    else w.setInt32(off, v, true);
+    return;
+  }
   if (((lin & 0xFFF) + size) > 0x1000) {
     for (let i = 0; i < size; i++) writeSys(cpu, (lin + i) | 0, 1, v >> (i * 8));
     return;

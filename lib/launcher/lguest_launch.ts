@@ -1,0 +1,126 @@
+/**
+ * Booting a kernel as an lguest Guest, as Linux's `lguest` launcher did (LGUEST.md "How it started a
+ * guest", LGUEST-ABI section 3): which kernels boot that way (`chooseBootStyle`), then a Machine with
+ * no PC chips at all, only the PCI host bridge and the virtio-pci devices, lguest's zero page at 0
+ * and the host side of the ABI (lib/lguest/lguest_host.ts) in the CPU's delivery hook.
+ */
+import { Terminal } from "../backends/terminal.ts";
+import { Machine, type RunResult } from "../machine/machine.ts";
+import { LguestHost } from "../lguest/lguest_host.ts";
+import { detectLguestKernel } from "../lguest/lguest_kernel.ts";
+import { debug, warn } from "../support/log.ts";
+import { writeBootParams } from "./boot_params.ts";
+import { decompressBzImagePayload } from "./bzimage_payload.ts";
+import { loadKernelImage } from "./kernel_image.ts";
+import type { LaunchOptions } from "./options.ts";
+import { PanicWatch } from "./panic_watch.ts";
+import { attachVirtioDevices } from "./virtio_devices.ts";
+
+/** How a kernel boots: as a PC, or as an lguest Guest with or without PAE page tables. */
+export interface BootStyleChoice {
+  lguest: boolean;
+  pae: boolean;
+}
+
+/**
+ * Picks the boot style: `--pc`/`--lguest` force it; otherwise a kernel containing lguest's Guest
+ * entry boots as an lguest Guest. `kernelBytes` is what will be loaded; when that is still a
+ * bzImage (`--guest-decompress`), its payload is decompressed here only to be looked at.
+ */
+export async function chooseBootStyle(
+  opts: LaunchOptions,
+  fileBytes: Uint8Array,
+  kernelBytes: Uint8Array,
+): Promise<BootStyleChoice> {
+  const path = opts.boot.kind === "kernel" ? opts.boot.path : "";
+  if (opts.bootAs === "pc") {
+    debug(`booting "${path}" as a PC: --pc`);
+    return { lguest: false, pae: false };
+  }
+  let elf = kernelBytes;
+  if (elf === fileBytes) {
+    const decoded = await decompressBzImagePayload(fileBytes);
+    if (!("reason" in decoded)) elf = decoded.elf;
+  }
+  const info = detectLguestKernel(elf);
+  if (opts.bootAs === "lguest") {
+    debug(
+      `booting "${path}" as an lguest Guest (${info.pae ? "PAE" : "non-PAE"} page tables): --lguest` +
+        (info.lguest ? `; ${info.why}` : `, although ${info.why}`),
+    );
+    return { lguest: true, pae: info.pae };
+  }
+  if (info.lguest) {
+    debug(`booting "${path}" as an lguest Guest (${info.pae ? "PAE" : "non-PAE"} page tables): ${info.why}`);
+  } else debug(`booting "${path}" as a PC: ${info.why}`);
+  return { lguest: info.lguest, pae: info.pae };
+}
+
+/** Boots `kernelBytes` as an lguest Guest and runs it until it stops. */
+export async function bootLguest(
+  opts: LaunchOptions,
+  kernelPath: string,
+  cmdline: string,
+  kernelBytes: Uint8Array,
+  initrd: Uint8Array | undefined,
+  pae: boolean,
+): Promise<RunResult> {
+  const machine = new Machine({
+    memBytes: opts.memBytes,
+    clock: opts.deterministic ? "deterministic" : "host",
+    idleInHostTime: opts.nets.length > 0,
+  });
+  const kernel = loadKernelImage(machine.mem, kernelBytes, kernelPath);
+  const info = writeBootParams(machine.mem, kernel, {
+    style: "lguest",
+    cmdline,
+    initrd,
+    initrdName: opts.initrdPath,
+  });
+  const host = new LguestHost(machine, { pae, startTimeMs: opts.deterministic ? 0 : undefined });
+  host.start(kernel.entryPhysAddr);
+  debug(
+    `lguest: ${kernel.kind} kernel "${kernelPath}" entered at 0x${
+      kernel.entryPhysAddr.toString(16)
+    } in ring 1` +
+      (info.initrdSizeBytes
+        ? `, initrd ${info.initrdSizeBytes} bytes at 0x${info.initrdPhysAddr.toString(16)}`
+        : ""),
+  );
+  // The console is hvc0 (virtio-console): there is no UART, so all input goes there.
+  let hvcInput: ((bytes: Uint8Array) => void) | null = null;
+  const terminal = new Terminal({
+    onInput: (bytes) => hvcInput?.(bytes),
+    onQuit: () => machine.stop("killed", "three Ctrl-C within a second"),
+  });
+  const panicWatch = new PanicWatch((reason) => machine.stop("panic", reason));
+  const devices = await attachVirtioDevices(machine, host.irqs, opts, {
+    write: (bytes) => {
+      terminal.write(bytes);
+      panicWatch.write(bytes);
+    },
+    onInput: (cb) => hvcInput = cb,
+  });
+  terminal.start();
+  const started = performance.now();
+  const dumpState = () => warn(`machine state:\n${machine.describe()}\n${host.describe()}`);
+  const dumpSignal = Deno.build.os === "windows" ? null : "SIGUSR2";
+  if (dumpSignal) Deno.addSignalListener(dumpSignal, dumpState);
+  try {
+    const result = await machine.run();
+    if (result.kind === "poweroff") debug(result.reason);
+    return result;
+  } finally {
+    if (dumpSignal) Deno.removeSignalListener(dumpSignal, dumpState);
+    terminal.flush();
+    terminal.restore();
+    await devices.close();
+    const seconds = (performance.now() - started) / 1000;
+    const n = machine.cpu.instructionsRetired();
+    debug(
+      `lguest guest ran ${n} instructions in ${seconds.toFixed(1)} s (${
+        (n / seconds / 1e6).toFixed(1)
+      } MIPS)`,
+    );
+  }
+}
