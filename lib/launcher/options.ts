@@ -117,9 +117,9 @@ Running:
   --guest-decompress       let a bzImage decompress itself in the Guest (slow, but with its KASLR)
                            instead of decompressing its gzip or xz payload on the host
   --lguest                 boot the kernel as an lguest paravirt Guest (ring 1, hypercalls) even if
-                           it does not look like one (default: a kernel with lguest's entry boots so)
+                           it lacks lguest's entry (by default a kernel with it boots that way)
   --pc                     boot the kernel as on a PC even if it has lguest's entry
-  --verbose                log what the Launcher and devices do to stderr; says how the kernel boots
+  --verbose                log what the Launcher and devices do to stderr (and how the kernel boots)
 
 Information:
   -h, --help               show this help

@@ -41,7 +41,7 @@ export function detectLguestKernel(elf: Uint8Array): LguestKernelInfo {
       }`,
     };
   }
-  if (symbols !== null && symbols.size > 0) {
+  if (symbols !== null && symbols.has(SYMTAB_MARKER)) {
     return { ...NOT_LGUEST, why: "its symbol table has no lguest_entry (no CONFIG_LGUEST_GUEST)" };
   }
   const segments: Segment[] = [];
@@ -88,7 +88,9 @@ function findLguestEntry(elf: Uint8Array, view: DataView): number {
   return -1;
 }
 
-/** Names in the ELF's .symtab, or null when it has none. */
+const SYMTAB_MARKER = "";
+
+/** The names in the ELF's .symtab that detection uses (plus SYMTAB_MARKER), or null without one. */
 function elfSymbols(
   elf: Uint8Array,
   u16: (o: number) => number,
@@ -104,6 +106,7 @@ function elfSymbols(
     const str = shoff + link * shentsize;
     const strOff = u32(str + 16), strSize = u32(str + 20);
     if (strOff + strSize > elf.length) return null;
+    // Only the names that matter are kept; SYMTAB_MARKER records that the table had any at all.
     const names = new Set<string>();
     const decoder = new TextDecoder("latin1");
     for (let s = off; s + entsize <= off + size; s += entsize) {
@@ -113,11 +116,10 @@ function elfSymbols(
       let end = start;
       while (end < strOff + strSize && elf[end] !== 0) end++;
       const name = decoder.decode(elf.subarray(start, end));
-      if (name.startsWith("lguest_") || name === "initial_pg_pmd") names.add(name);
-      else if (names.size === 0) names.add(""); // non-empty table marker
+      if (name === "lguest_entry" || name === "initial_pg_pmd") names.add(name);
+      names.add(SYMTAB_MARKER);
     }
-    names.delete("");
-    return names.size > 0 ? names : new Set(["(symbols)"]);
+    return names;
   }
   return null;
 }

@@ -284,7 +284,16 @@ Deno.test("USAGE groups the options like a manual page and mentions every option
     assert(USAGE.includes(opt), opt);
   }
   for (
-    const opt of ["--deterministic", "--no-reboot", "--guest-decompress", "--verbose", "--help", "--version"]
+    const opt of [
+      "--deterministic",
+      "--no-reboot",
+      "--guest-decompress",
+      "--lguest",
+      "--pc",
+      "--verbose",
+      "--help",
+      "--version",
+    ]
   ) {
     assert(USAGE.includes(opt), opt);
   }

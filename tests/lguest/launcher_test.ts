@@ -141,3 +141,49 @@ lguestTest("main: a Guest breaking lguest's rules stops with lguest's reason and
     assertStringIncludes(r.stderr, "Bad hypercall 17");
   });
 });
+
+lguestTest("kill -USR2 prints the lguest state: hypercall counts, IRQs, the clock event", async () => {
+  const idle = `
+test_main:
+  mov ebx, ready
+  call early_puts
+  mov dword [LD_blocked], 0
+  hcall LHCALL_SET_CLOCKEVENT, 3000000000
+  hcall LHCALL_HALT
+  jmp test_main
+ready: db "halting", 10, 0
+`;
+  await withFile(guestElf(idle), async (path) => {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "--quiet", MAIN, "64", path],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const reader = child.stdout.getReader();
+    let out = "";
+    while (!out.includes("halting")) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      out += new TextDecoder().decode(value);
+    }
+    child.kill("SIGUSR2");
+    const errReader = child.stderr.getReader();
+    let err = "";
+    while (!err.includes("clock event")) {
+      const { value, done } = await errReader.read();
+      if (done) break;
+      err += new TextDecoder().decode(value);
+    }
+    child.kill("SIGKILL");
+    reader.releaseLock();
+    errReader.releaseLock();
+    await child.stdout.cancel();
+    await child.stderr.cancel();
+    await child.status;
+    assertStringIncludes(err, "lguest non-PAE guest: hypercalls LGUEST_INIT=1");
+    assertStringIncludes(err, "SET_CLOCKEVENT=1 HALT=1");
+    assertStringIncludes(err, "blocked_interrupts=0x0");
+    assertStringIncludes(err, "halted=true");
+  });
+});
