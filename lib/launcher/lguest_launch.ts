@@ -65,6 +65,9 @@ export async function bootLguest(
   initrd: Uint8Array | undefined,
   pae: boolean,
 ): Promise<RunResult> {
+  if (/(?:^|\s)console=ttyS/.test(cmdline)) {
+    warn("an lguest Guest has no serial port: its console is hvc0 (console=hvc0), not ttyS0");
+  }
   const machine = new Machine({
     memBytes: opts.memBytes,
     clock: opts.deterministic ? "deterministic" : "host",
@@ -80,9 +83,7 @@ export async function bootLguest(
   const host = new LguestHost(machine, { pae, startTimeMs: opts.deterministic ? 0 : undefined });
   host.start(kernel.entryPhysAddr);
   debug(
-    `lguest: ${kernel.kind} kernel "${kernelPath}" entered at 0x${
-      kernel.entryPhysAddr.toString(16)
-    } in ring 1` +
+    `${kernel.kind} kernel "${kernelPath}" entered at 0x${kernel.entryPhysAddr.toString(16)} in ring 1` +
       (info.initrdSizeBytes
         ? `, initrd ${info.initrdSizeBytes} bytes at 0x${info.initrdPhysAddr.toString(16)}`
         : ""),

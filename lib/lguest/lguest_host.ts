@@ -390,7 +390,7 @@ export class LguestHost {
     }
     flushTlb(this.#cpu, false);
     debug(
-      `lguest: LHCALL_LGUEST_INIT, lguest_data at 0x${dataPhysAddr.toString(16)}, noirq_iret 0x${
+      `LHCALL_LGUEST_INIT, lguest_data at 0x${dataPhysAddr.toString(16)}, noirq_iret 0x${
         this.noirqIret.toString(16)
       }`,
     );
