@@ -81,22 +81,31 @@ Deno.test({
       assertEquals(got.match(/^([0-9a-f]{64})\s/m)?.[1], await sha256(file), got);
 
       step("hostfwd");
-      // hostfwd, host → guest: a host client's bytes reach the guest's nc -l.
-      await vm.run("nc -l -p 7000 > /tmp/in & sleep 1");
-      const c1 = await Deno.connect({ hostname: "127.0.0.1", port: toGuestPort });
-      await c1.write(new TextEncoder().encode("hello from the host\n"));
-      c1.close();
-      let inFile = "";
-      for (let i = 0; i < 30 && !inFile.includes("hello from the host"); i++) {
-        inFile = await vm.run("sleep 1; cat /tmp/in");
+      // hostfwd, host → guest: a host client's bytes reach the guest's nc -l (in the foreground, as
+      // in net_pair.ts: a background nc reading the terminal could be stopped by SIGTTIN). Until nc
+      // listens the guest resets the forwarded connection, so the client tries again.
+      const from = vm.output.length;
+      await vm.type("nc -l -p 7000 > /tmp/in; echo NC-IN-DONE-$((40+2))\n");
+      let done = false;
+      for (let attempt = 0; attempt < 10 && !done; attempt++) {
+        await new Promise((r) => setTimeout(r, 2000));
+        const c1 = await Deno.connect({ hostname: "127.0.0.1", port: toGuestPort });
+        await c1.write(new TextEncoder().encode("hello from the host\n")).catch(() => 0);
+        c1.close();
+        done = await vm.waitFor(/NC-IN-DONE-42/, 30_000, from).then(() => true, () => false);
       }
+      const inFile = await vm.run("cat /tmp/in");
       assert(inFile.includes("hello from the host"), inFile);
 
       // hostfwd, guest → host: the guest's nc -l sends a file to a host client.
       await vm.run("echo hello from the guest > /tmp/out; nc -l -p 7001 < /tmp/out & sleep 1");
-      const c2 = await Deno.connect({ hostname: "127.0.0.1", port: fromGuestPort });
-      const fromGuest = await readAll(c2);
-      c2.close();
+      let fromGuest = "";
+      for (let attempt = 0; attempt < 10 && !fromGuest.includes("hello from the guest"); attempt++) {
+        if (attempt > 0) await new Promise((r) => setTimeout(r, 2000)); // nc not listening yet: reset
+        const c2 = await Deno.connect({ hostname: "127.0.0.1", port: fromGuestPort });
+        fromGuest = await readAll(c2).catch(() => "");
+        c2.close();
+      }
       assert(fromGuest.includes("hello from the guest"), fromGuest);
 
       await vm.powerOff();
