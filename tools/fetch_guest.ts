@@ -54,8 +54,15 @@ export const VIRTIO_MODULES = [
  */
 export const FILESYSTEM_MODULES = ["crc32c_generic", "ext4"];
 
+/**
+ * Host folders over virtio-9p (`--share`, `mount -t 9p -o trans=virtio TAG /mnt`): the 9P client,
+ * its virtio transport and the filesystem; their dependencies (netfs, fscache on 6.1) come from
+ * modules.dep, loaded first.
+ */
+export const P9_MODULES = ["9pnet", "9pnet_virtio", "9p"];
+
 /** Every module the initramfs is built with (their dependencies are added). */
-export const GUEST_MODULES = [...VIRTIO_MODULES, ...FILESYSTEM_MODULES];
+export const GUEST_MODULES = [...VIRTIO_MODULES, ...FILESYSTEM_MODULES, ...P9_MODULES];
 
 /**
  * Parts of the initramfs besides busybox, /init and the modules: a cache built before one was added

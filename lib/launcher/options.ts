@@ -14,6 +14,14 @@ export interface BlockOption {
   readOnly: boolean;
 }
 
+/** A `--share=HOSTDIR[,tag=NAME][,ro]` folder: one virtio-9p device each, in order. */
+export interface ShareOption {
+  path: string;
+  /** The mount tag the guest names: `mount -t 9p -o trans=virtio TAG /mnt`. */
+  tag: string;
+  readOnly: boolean;
+}
+
 /**
  * A `--net=listen:...`, `--net=connect:...` or `--net=user...` network: one virtio-net device each,
  * in order.
@@ -48,6 +56,7 @@ export interface LaunchOptions {
   initrdPath?: string;
   blocks: BlockOption[];
   nets: NetOption[];
+  shares: ShareOption[];
   rng: boolean;
   /** Fixed clock and entropy so two runs of the same Guest do the same thing. */
   deterministic: boolean;
@@ -107,6 +116,12 @@ Networking:
   --net=...,pcap=FILE      also capture the card's frames, both ways, in a pcap file (any --net)
   --tunnet=...             not supported: TAP devices need root; use --net instead
 
+Host folders:
+  --share=HOSTDIR[,tag=NAME][,ro]
+                           share a host folder over virtio-9p (repeatable); in the Guest:
+                           mount -t 9p -o trans=virtio NAME /mnt (NAME defaults to "share").
+                           The Guest cannot reach outside HOSTDIR; ",ro" refuses every change
+
 Other devices:
   --rng                    add a virtio random-number generator fed from the host
 
@@ -139,12 +154,13 @@ const FLAGS = new Set([
   "--lguest",
   "--pc",
 ]);
-const VALUED = new Set(["--block", "--initrd", "--net", "--firmware"]);
+const VALUED = new Set(["--block", "--initrd", "--net", "--firmware", "--share"]);
 const VALUE_HINT: Record<string, string> = {
   "--block": "--block=FILE[,ro]",
   "--initrd": "--initrd=FILE",
   "--net": "--net=listen:[HOST:]PORT, --net=connect:HOST:PORT or --net=user",
   "--firmware": "--firmware=FILE",
+  "--share": "--share=HOSTDIR[,tag=NAME][,ro]",
 };
 /** lguest options we recognise but refuse, with their value or without, and why. */
 const UNSUPPORTED: Record<string, string> = {
@@ -167,6 +183,7 @@ export function parseCommandLine(
     boot: { kind: "kernel", path: "", cmdline: "" },
     blocks: [],
     nets: [],
+    shares: [],
     rng: false,
     deterministic: false,
     noReboot: false,
@@ -257,6 +274,14 @@ export function parseCommandLine(
       case "--net":
         opts.nets.push(parseNet(value));
         break;
+      case "--share": {
+        const share = parseShare(value, opts.shares.length);
+        if (opts.shares.some((s) => s.tag === share.tag)) {
+          throw new LaunchError(`Option "--share=${value}": mount tag "${share.tag}" is already used`);
+        }
+        opts.shares.push(share);
+        break;
+      }
       case "--firmware":
         if (firmwarePath !== undefined) throw new LaunchError(`Option "--firmware" given twice`);
         firmwarePath = value;
@@ -333,6 +358,35 @@ export function parseBlock(value: string): BlockOption {
     }
   }
   return { path, readOnly: mode === "ro" };
+}
+
+/**
+ * Parses `HOSTDIR[,tag=NAME][,ro]`. The first share's tag defaults to `share`, later ones to
+ * `share1`, `share2`, ... (a tag is what `mount -t 9p -o trans=virtio TAG /mnt` names).
+ */
+export function parseShare(value: string, index = 0): ShareOption {
+  const parts = splitOptions(value);
+  const path = parts[0];
+  if (path === "") throw new LaunchError(`Option "--share" needs a folder: --share=HOSTDIR[,tag=NAME][,ro]`);
+  let tag: string | undefined;
+  let readOnly = false;
+  for (const opt of parts.slice(1)) {
+    if (opt === "ro") readOnly = true;
+    else if (opt === "rw") readOnly = false;
+    else if (opt.startsWith("tag=")) {
+      tag = opt.slice(4);
+      if (!/^[A-Za-z0-9_.-]{1,32}$/.test(tag)) {
+        throw new LaunchError(
+          `Invalid mount tag "${tag}" in "--share=${value}": 1 to 32 letters, digits, "_", "." or "-"`,
+        );
+      }
+    } else {
+      throw new LaunchError(
+        `Invalid share option "${opt}" in "--share=${value}": expected tag=NAME, ro or rw`,
+      );
+    }
+  }
+  return { path, tag: tag ?? (index === 0 ? "share" : `share${index}`), readOnly };
 }
 
 /** Splits at single commas; ",," stands for a comma inside a part. */

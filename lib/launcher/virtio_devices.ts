@@ -1,10 +1,12 @@
 /**
  * Plugs lguest's devices into the Machine: the PCI host bridge, then one virtio-pci function per
- * Device in lguest's order (console first, then each --block, each --net, then --rng), each with
+ * Device in lguest's order (console first, then each --block, each --net, each --share, then --rng), each with
  * its own INTx line routed through the 8259s in level mode, as a PC BIOS programs PCI lines.
  */
 import { FileDisk } from "../backends/file_disk.ts";
 import { HostEntropy } from "../backends/entropy.ts";
+import { HostFs } from "../backends/host_fs.ts";
+import { P9Server } from "../backends/p9_server.ts";
 import { type ClosableNetBackend, PcapTap } from "../backends/pcap_tap.ts";
 import { SocketNet } from "../backends/socket_net.ts";
 import { UserNet } from "../backends/user_net.ts";
@@ -16,6 +18,7 @@ import { debug, warn } from "../support/log.ts";
 import { BlockDevice } from "../virtio/block.ts";
 import { type ConsoleBackend, ConsoleDevice } from "../virtio/console.ts";
 import { NetDevice } from "../virtio/net.ts";
+import { P9Device } from "../virtio/p9.ts";
 import { RngDevice } from "../virtio/rng.ts";
 import type { VirtioDevice } from "../virtio/virtio_device.ts";
 import { VirtioPci } from "../virtio/virtio_pci.ts";
@@ -104,6 +107,12 @@ export async function attachVirtioDevices(
       closers.push(() => backend.close());
       describers.push(() => `virtio-net${i}: ${backend.describe()}`);
       plug(new NetDevice(backend, { mac: o.mac ?? defaultMac(o.mode, o.port) }), `virtio-net${i}`);
+    }
+    for (const [i, sh] of opts.shares.entries()) {
+      const fs = await HostFs.open(sh.path, sh.readOnly);
+      const server = new P9Server(fs);
+      closers.push(() => Promise.resolve(server.reset()));
+      plug(new P9Device(server, sh.tag), `virtio-9p${i}`);
     }
     if (opts.rng) plug(new RngDevice(new HostEntropy()), "virtio-rng");
   } catch (e) {

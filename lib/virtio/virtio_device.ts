@@ -31,6 +31,7 @@ export const VIRTIO_DEVICE_TYPES = {
   block: { id: 2, pciClass: 0x010000 }, // mass storage, SCSI (as QEMU)
   console: { id: 3, pciClass: 0x078000 }, // communication, other
   rng: { id: 4, pciClass: 0xFF0000 }, // device does not fit a defined class
+  p9: { id: 9, pciClass: 0x028000 }, // network, other (as QEMU's virtio-9p-pci)
 } as const;
 
 /** What a transport gives a device when the driver sets DRIVER_OK. One per activation. */
@@ -59,7 +60,7 @@ export interface VirtioContext {
 
 /** A virtio device as a transport sees it. Every device file implements it in the same order. */
 export interface VirtioDevice {
-  /** The virtio device ID (§5): 1 net, 2 block, 3 console, 4 entropy. */
+  /** The virtio device ID (§5): 1 net, 2 block, 3 console, 4 entropy, 9 9P transport. */
   readonly deviceType: number;
   /** Used in log lines and bus range names. */
   readonly name: string;
