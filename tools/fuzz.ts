@@ -30,13 +30,15 @@ if (
 let bad = false;
 for (const t of targets) {
   const r: FuzzReport = await fuzzDevice(t, seed, ops);
-  const failed = r.exceptions + r.deviceErrors + r.outsideRam + r.slowOps > 0;
+  const failed = r.exceptions + r.deviceErrors + r.outsideRam + r.hostViolations + r.slowOps > 0;
   bad ||= failed;
   console.log(
     `${
       r.device.padEnd(8)
     } seed=${r.seed} ops=${r.ops} exceptions=${r.exceptions} device-errors=${r.deviceErrors} ` +
-      `outside-ram=${r.outsideRam} slow(>100ms)=${r.slowOps} slowest=${r.slowestMs.toFixed(1)}ms ` +
+      `outside-ram=${r.outsideRam} host-violations=${r.hostViolations} slow(>100ms)=${r.slowOps} slowest=${
+        r.slowestMs.toFixed(1)
+      }ms ` +
       `resets=${r.needsReset} completions=${r.completions} heap-growth=${
         (r.heapGrowthBytes / 2 ** 20).toFixed(1)
       }MiB ` +

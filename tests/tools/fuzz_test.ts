@@ -15,8 +15,8 @@ for (const target of FUZZ_TARGETS) {
   Deno.test(`fuzzDevice ${target.name}: ${OPS} hostile guest operations, nothing escapes`, async () => {
     const r = await fuzzDevice(target, SEED, OPS);
     assertEquals(
-      [r.exceptions, r.deviceErrors, r.outsideRam],
-      [0, 0, 0],
+      [r.exceptions, r.deviceErrors, r.outsideRam, r.hostViolations],
+      [0, 0, 0, 0],
       r.firstFailure,
     );
     assert(r.completions > 100, `the device did real work (${r.completions} completions)`);

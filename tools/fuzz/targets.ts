@@ -14,6 +14,27 @@ import {
 import { ConsoleDevice } from "../../lib/virtio/console.ts";
 import { MAX_FRAME_BYTES, NetDevice } from "../../lib/virtio/net.ts";
 import { RngDevice } from "../../lib/virtio/rng.ts";
+import { P9Device } from "../../lib/virtio/p9.ts";
+import { HostFs } from "../../lib/backends/host_fs.ts";
+import {
+  P9_TATTACH,
+  P9_TCLUNK,
+  P9_TGETATTR,
+  P9_TLCREATE,
+  P9_TLOPEN,
+  P9_TMKDIR,
+  P9_TREAD,
+  P9_TREADDIR,
+  P9_TRENAMEAT,
+  P9_TSETATTR,
+  P9_TSTATFS,
+  P9_TSYMLINK,
+  P9_TUNLINKAT,
+  P9_TVERSION,
+  P9_TWALK,
+  P9_TWRITE,
+  P9Server,
+} from "../../lib/backends/p9_server.ts";
 import type { Buf } from "../../tests/virtio/virtio_driver.ts";
 import type { FuzzTarget, Rng } from "./virtio_fuzzer.ts";
 
@@ -52,6 +73,120 @@ function blockHeader(type: number, sector: number): Uint8Array {
   v.setUint32(0, type, true);
   v.setUint32(8, sector, true);
   return h;
+}
+
+/** Little-endian 9P message builder (the fuzzer's own: tools must not import test helpers' state). */
+function p9(
+  type: number,
+  tag: number,
+  fields: (["u8" | "u16" | "u32" | "u64", number] | ["s", string])[],
+): Uint8Array {
+  const body: number[] = [];
+  const put = (v: number, n: number) => {
+    for (let i = 0; i < n; i++) body.push(Math.floor(v / 2 ** (8 * i)) & 0xFF);
+  };
+  for (const f of fields) {
+    if (f[0] === "s") {
+      const b = new TextEncoder().encode(f[1]);
+      put(b.length, 2);
+      body.push(...b);
+    } else put(f[1], { u8: 1, u16: 2, u32: 4, u64: 8 }[f[0]]);
+  }
+  const out = new Uint8Array(7 + body.length);
+  const v = new DataView(out.buffer);
+  v.setUint32(0, out.length, true);
+  v.setUint8(4, type);
+  v.setUint16(5, tag, true);
+  out.set(body, 7);
+  return out;
+}
+
+const P9_NAMES = ["a", "b", "dir", "file.txt", "..", "link", "x/y", ""];
+
+/** A well-formed (mostly) 9P request on a small fid space, so requests meet each other's fids. */
+function p9Request(rng: Rng): Uint8Array {
+  const fid = rng.below(12);
+  const tag = rng.below(0x10000);
+  const name = () => rng.pick(P9_NAMES);
+  switch (rng.below(16)) {
+    case 0:
+      return p9(P9_TVERSION, 0xFFFF, [["u32", rng.chance(0.8) ? 131072 : rng.u32()], [
+        "s",
+        rng.chance(0.9) ? "9P2000.L" : "9P2000",
+      ]]);
+    case 1:
+      return p9(P9_TATTACH, tag, [["u32", fid], ["u32", 0xFFFF_FFFF], ["s", "root"], ["s", ""], ["u32", 0]]);
+    case 2: {
+      const n = rng.below(4);
+      const f: (["u32", number] | ["u16", number] | ["s", string])[] = [
+        ["u32", fid],
+        ["u32", rng.below(12)],
+        ["u16", n],
+      ];
+      for (let i = 0; i < n; i++) f.push(["s", name()]);
+      return p9(P9_TWALK, tag, f);
+    }
+    case 3:
+      return p9(P9_TLOPEN, tag, [["u32", fid], ["u32", rng.pick([0, 1, 2, 0o1002, 0o2001, 0o200000])]]);
+    case 4:
+      return p9(P9_TLCREATE, tag, [["u32", fid], ["s", name()], ["u32", 0o102], ["u32", 0o644], ["u32", 0]]);
+    case 5:
+      return p9(P9_TREAD, tag, [["u32", fid], ["u64", rng.below(8192)], ["u32", rng.below(70000)]]);
+    case 6: {
+      const data = rng.fill(new Uint8Array(rng.below(300)));
+      const m = p9(P9_TWRITE, tag, [["u32", fid], ["u64", rng.below(1 << 16)], ["u32", data.length]]);
+      const out = new Uint8Array(m.length + data.length);
+      out.set(m);
+      out.set(data, m.length);
+      new DataView(out.buffer).setUint32(0, out.length, true);
+      return out;
+    }
+    case 7:
+      return p9(P9_TREADDIR, tag, [["u32", fid], ["u64", rng.below(6)], ["u32", rng.below(9000)]]);
+    case 8:
+      return p9(P9_TGETATTR, tag, [["u32", fid], ["u64", 0x7FF]]);
+    case 9:
+      return p9(P9_TSETATTR, tag, [
+        ["u32", fid],
+        ["u32", rng.pick([0x1, 0x8, 0x30, 0x1B0])],
+        ["u32", 0o644],
+        ["u32", 0],
+        [
+          "u32",
+          0,
+        ],
+        ["u64", rng.below(10000)],
+        ["u64", 1],
+        ["u64", 0],
+        ["u64", 2],
+        ["u64", 0],
+      ]);
+    case 10:
+      return p9(P9_TMKDIR, tag, [["u32", fid], ["s", name()], ["u32", 0o755], ["u32", 0]]);
+    case 11:
+      return p9(P9_TUNLINKAT, tag, [["u32", fid], ["s", name()], ["u32", rng.chance(0.5) ? 0x200 : 0]]);
+    case 12:
+      return p9(P9_TRENAMEAT, tag, [["u32", fid], ["s", name()], ["u32", rng.below(12)], ["s", name()]]);
+    case 13:
+      return p9(P9_TSYMLINK, tag, [["u32", fid], ["s", name()], [
+        "s",
+        rng.pick(["/etc", "../..", "file.txt"]),
+      ], ["u32", 0]]);
+    case 14:
+      return p9(P9_TSTATFS, tag, [["u32", fid]]);
+    default:
+      return p9(P9_TCLUNK, tag, [["u32", fid]]);
+  }
+}
+
+/** Every file below `dir` with its size (to prove the folder outside a share was never touched). */
+async function listing(dir: string): Promise<string> {
+  const out: string[] = [];
+  for await (const e of Deno.readDir(dir)) {
+    const s = await Deno.lstat(`${dir}/${e.name}`);
+    out.push(`${e.name}:${s.size}:${s.mtime?.getTime()}`);
+  }
+  return out.sort().join(",");
 }
 
 export const FUZZ_TARGETS: FuzzTarget[] = [
@@ -135,5 +270,34 @@ export const FUZZ_TARGETS: FuzzTarget[] = [
         close: () => Promise.resolve(),
       }),
     good: (rng): Buf[] => [{ writable: 1 + rng.below(128) }],
+  },
+  {
+    name: "9p",
+    queues: 1,
+    // Real host file I/O completes on the event loop: let it run often.
+    settleEvery: 128,
+    make: async () => {
+      const base = await Deno.makeTempDir({ prefix: "lguest-fuzz-9p-" });
+      await Deno.mkdir(`${base}/share/dir`, { recursive: true });
+      await Deno.mkdir(`${base}/outside`);
+      await Deno.writeTextFile(`${base}/share/file.txt`, "shared\n");
+      await Deno.writeTextFile(`${base}/outside/secret.txt`, "secret\n");
+      await Deno.symlink(`${base}/outside`, `${base}/share/link`);
+      const before = await listing(`${base}/outside`);
+      const server = new P9Server(await HostFs.open(`${base}/share`, false));
+      return {
+        device: new P9Device(server, "fuzz"),
+        hostEvent: () => {},
+        violations: async () => ((await listing(`${base}/outside`)) === before ? 0 : 1),
+        close: async () => {
+          server.reset();
+          await Deno.remove(base, { recursive: true });
+        },
+      };
+    },
+    good: (rng): Buf[] => {
+      const msg = p9Request(rng);
+      return [{ data: msg }, { writable: rng.chance(0.9) ? 8192 : 11 + rng.below(64) }];
+    },
   },
 ];

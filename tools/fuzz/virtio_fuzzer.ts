@@ -76,8 +76,16 @@ export class GuardedMemory extends GuestMemory {
 /** One device under fuzz: how to make it, its queues, good requests and host-side events. */
 export interface FuzzTarget {
   name: string;
-  make(rng: Rng): Promise<{ device: VirtioDevice; hostEvent(rng: Rng): void; close(): Promise<void> }>;
+  make(rng: Rng): Promise<{
+    device: VirtioDevice;
+    hostEvent(rng: Rng): void;
+    /** Host-side damage found after the run (files outside a share touched); 0 is right. */
+    violations?(): Promise<number>;
+    close(): Promise<void>;
+  }>;
   queues: number;
+  /** Let timers and I/O run every this many operations (a device with real host I/O wants often). */
+  settleEvery?: number;
   /** A well-formed request for one queue (or null when the queue takes none from the driver). */
   good(rng: Rng, queue: number): Buf[] | null;
 }
@@ -97,6 +105,8 @@ export interface FuzzReport {
   slowOps: number;
   slowestMs: number;
   outsideRam: number;
+  /** Host-side violations the target found (e.g. a file outside a shared folder touched). */
+  hostViolations: number;
   heapGrowthBytes: number;
   firstFailure?: string;
   seconds: number;
@@ -121,6 +131,7 @@ export async function fuzzDevice(target: FuzzTarget, seed: number, ops: number):
     slowOps: 0,
     slowestMs: 0,
     outsideRam: 0,
+    hostViolations: 0,
     heapGrowthBytes: 0,
     seconds: 0,
   };
@@ -141,7 +152,8 @@ export async function fuzzDevice(target: FuzzTarget, seed: number, ops: number):
   globalThis.addEventListener("unhandledrejection", onRejection);
   const mem = new GuardedMemory(RAM_BYTES);
   const m = new TestMachine(RAM_BYTES, mem);
-  const { device, hostEvent, close } = await target.make(rng);
+  const { device, hostEvent, violations, close } = await target.make(rng);
+  const settleMask = (target.settleEvery ?? 4096) - 1;
   const { slot } = m.plug(device, 10);
   const drv = new VirtioDriver(m, slot);
   const base = m.allocMark();
@@ -186,7 +198,7 @@ export async function fuzzDevice(target: FuzzTarget, seed: number, ops: number):
     // Asynchronous devices (block) finish their work in microtasks (and, every 4096 ops, timers).
     await null;
     const dt = performance.now() - start;
-    if ((i & 4095) === 4095) await new Promise((r) => setTimeout(r, 0));
+    if ((i & settleMask) === settleMask) await new Promise((r) => setTimeout(r, 0));
     if (dt > SLOW_OP_MS) {
       report.slowOps++;
       fail(`slow op: ${dt.toFixed(0)} ms`, i);
@@ -202,6 +214,7 @@ export async function fuzzDevice(target: FuzzTarget, seed: number, ops: number):
   if (!mem.guardIntact()) report.outsideRam++;
   report.outsideRam += mem.outsideWrites;
   report.seconds = (performance.now() - t0) / 1000;
+  if (violations) report.hostViolations = await violations();
   try {
     drv.reset();
   } catch { /* reported above */ }
