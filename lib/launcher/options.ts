@@ -12,6 +12,10 @@ import type { HostForward } from "../backends/user_net.ts";
 export interface BlockOption {
   path: string;
   readOnly: boolean;
+  /** Writes go to a temporary copy-on-write layer; FILE is never modified (`,snapshot`, `--snapshot`). */
+  snapshot?: boolean;
+  /** Writes go to this persistent copy-on-write overlay file; FILE is never modified. */
+  overlay?: string;
 }
 
 /** A `--share=HOSTDIR[,tag=NAME][,ro]` folder: one virtio-9p device each, in order. */
@@ -97,10 +101,15 @@ Basic:
                            <mem> is then optional (default 16m)
 
 Storage:
-  --block=FILE[,ro|,rw]    add a virtio disk backed by FILE (repeatable; ",ro" makes it read-only;
+  --block=FILE[,ro|,rw|,snapshot|,overlay=OVERLAY]
+                           add a virtio disk backed by FILE (repeatable; ",ro" makes it read-only;
                            a comma in FILE is written ",,"). The size should be a multiple of 512
                            bytes (a partial last sector is left out, with a warning). A read-write
-                           image is locked: a second writer is refused, ",ro" users may share it
+                           image is locked: a second writer is refused, ",ro" users may share it.
+                           ",snapshot": writes go to a temporary layer, FILE is never modified;
+                           ",overlay=OVERLAY": writes go to a persistent copy-on-write file
+                           (created if missing; deno task overlay commit|discard OVERLAY)
+  --snapshot               ",snapshot" for every disk that is not ",ro"
 
 Networking:
   --net=listen:[HOST:]PORT[,mac=XX:XX:XX:XX:XX:XX]
@@ -153,6 +162,7 @@ const FLAGS = new Set([
   "--guest-decompress",
   "--lguest",
   "--pc",
+  "--snapshot",
 ]);
 const VALUED = new Set(["--block", "--initrd", "--net", "--firmware", "--share"]);
 const VALUE_HINT: Record<string, string> = {
@@ -196,6 +206,7 @@ export function parseCommandLine(
   let kernelPath: string | undefined;
   let kernelArgs: string[] = [];
   let optionsDone = false;
+  let snapshotAll = false;
 
   // Like lguest's GNU getopt_long, Launcher options are recognised anywhere, also after <kernel>
   // (lguest's own documentation writes `lguest 64m vmlinux --block=rootfile root=/dev/vda`); other
@@ -240,6 +251,7 @@ export function parseCommandLine(
       else if (name === "--rng") opts.rng = true;
       else if (name === "--deterministic") opts.deterministic = true;
       else if (name === "--guest-decompress") opts.guestDecompress = true;
+      else if (name === "--snapshot") snapshotAll = true;
       else if (name === "--lguest" || name === "--pc") {
         const as = name === "--lguest" ? "lguest" : "pc";
         if (opts.bootAs !== undefined && opts.bootAs !== as) {
@@ -289,6 +301,15 @@ export function parseCommandLine(
     }
   }
 
+  if (snapshotAll) {
+    // QEMU's -snapshot: every writable disk gets a temporary layer (a ,ro disk stays read-only).
+    for (const b of opts.blocks) {
+      if (b.overlay !== undefined) {
+        throw new LaunchError(`Option "--snapshot" cannot be combined with overlay= (disk "${b.path}")`);
+      }
+      if (!b.readOnly) b.snapshot = true;
+    }
+  }
   if (firmwarePath !== undefined) {
     if (opts.initrdPath !== undefined) {
       throw new LaunchError(`Option "--initrd" needs a kernel: it cannot be used with --firmware`);
@@ -344,20 +365,35 @@ export function parseBlock(value: string): BlockOption {
   const path = parts[0];
   if (path === "") throw new LaunchError(`Option "--block" needs a file name: --block=FILE[,ro]`);
   let mode: "ro" | "rw" | undefined;
+  let snapshot = false;
+  let overlay: string | undefined;
   for (const opt of parts.slice(1)) {
     if (opt === "ro" || opt === "rw") {
       if (mode !== undefined && mode !== opt) {
         throw new LaunchError(`Invalid disk "--block=${value}": both ro and rw given`);
       }
       mode = opt;
+    } else if (opt === "snapshot") {
+      snapshot = true;
+    } else if (opt.startsWith("overlay=") && opt.length > 8) {
+      overlay = opt.slice(8);
     } else {
       throw new LaunchError(
-        `Invalid disk option "${opt}" in "--block=${value}": expected ro or rw` +
+        `Invalid disk option "${opt}" in "--block=${value}": expected ro, rw, snapshot or overlay=FILE` +
           ` (a comma in a file name is written ",,")`,
       );
     }
   }
-  return { path, readOnly: mode === "ro" };
+  if (mode === "ro" && (snapshot || overlay !== undefined)) {
+    throw new LaunchError(`Invalid disk "--block=${value}": ro cannot be combined with snapshot or overlay=`);
+  }
+  if (snapshot && overlay !== undefined) {
+    throw new LaunchError(`Invalid disk "--block=${value}": snapshot and overlay= exclude each other`);
+  }
+  const block: BlockOption = { path, readOnly: mode === "ro" };
+  if (snapshot) block.snapshot = true;
+  if (overlay !== undefined) block.overlay = overlay;
+  return block;
 }
 
 /**

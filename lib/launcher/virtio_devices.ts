@@ -3,6 +3,7 @@
  * Device in lguest's order (console first, then each --block, each --net, each --share, then --rng), each with
  * its own INTx line routed through the 8259s in level mode, as a PC BIOS programs PCI lines.
  */
+import { CowDisk } from "../backends/cow_disk.ts";
 import { FileDisk } from "../backends/file_disk.ts";
 import { HostEntropy } from "../backends/entropy.ts";
 import { HostFs } from "../backends/host_fs.ts";
@@ -81,9 +82,11 @@ export async function attachVirtioDevices(
   try {
     plug(new ConsoleDevice(console), "virtio-console");
     for (const [i, b] of opts.blocks.entries()) {
-      const disk = await FileDisk.open(b.path, { readOnly: b.readOnly });
+      const disk = b.snapshot || b.overlay !== undefined
+        ? await CowDisk.open(b.path, { overlayPath: b.overlay })
+        : await FileDisk.open(b.path, { readOnly: b.readOnly });
       closers.push(() => disk.close());
-      if (disk.sizeWarning !== undefined) warn(`warning: ${disk.sizeWarning}`);
+      if (disk instanceof FileDisk && disk.sizeWarning !== undefined) warn(`warning: ${disk.sizeWarning}`);
       plug(new BlockDevice(disk), `virtio-blk${i}`);
     }
     for (const [i, o] of opts.nets.entries()) {

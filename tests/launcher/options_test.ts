@@ -12,6 +12,7 @@ import {
   parseCommandLine,
   parseMac,
   parseMemSize,
+  parseShare,
   USAGE,
 } from "../../lib/launcher/options.ts";
 
@@ -313,4 +314,37 @@ Deno.test("parseBlock reads ,ro and ,rw as options and refuses unknown ones inst
   assertThrows(() => parseBlock("data,1.img"), LaunchError, `Invalid disk option "1.img"`);
   assertThrows(() => parseBlock("disk.img,ro,rw"), LaunchError, "both ro and rw");
   assertThrows(() => parseBlock(",ro"), LaunchError, "needs a file name");
+});
+
+Deno.test("parseBlock reads snapshot and overlay=FILE, and refuses combinations that cannot mean anything", () => {
+  assertEquals(parseBlock("d.img,snapshot"), { path: "d.img", readOnly: false, snapshot: true });
+  assertEquals(parseBlock("d.img,overlay=d.ovl"), { path: "d.img", readOnly: false, overlay: "d.ovl" });
+  assertEquals(parseBlock("d.img,overlay=a,,b.ovl"), { path: "d.img", readOnly: false, overlay: "a,b.ovl" });
+  assertThrows(() => parseBlock("d.img,ro,snapshot"), LaunchError, "ro cannot be combined");
+  assertThrows(() => parseBlock("d.img,snapshot,overlay=x"), LaunchError, "exclude each other");
+  assertThrows(() => parseBlock("d.img,overlay="), LaunchError, `Invalid disk option "overlay="`);
+});
+
+Deno.test("parseCommandLine --snapshot puts every writable disk under a temporary layer, leaving ,ro disks alone", () => {
+  const opts = parse("--snapshot", "--block=a.img", "--block=b.img,ro", "64", "vmlinux");
+  assertEquals(opts.blocks, [{ path: "a.img", readOnly: false, snapshot: true }, {
+    path: "b.img",
+    readOnly: true,
+  }]);
+  assert(parseError("--snapshot", "--block=a.img,overlay=o", "64", "vmlinux").includes("--snapshot"));
+});
+
+Deno.test("parseShare reads HOSTDIR[,tag=NAME][,ro] with default tags share, share1, ... and refuses bad tags", () => {
+  assertEquals(parseShare("/srv/data"), { path: "/srv/data", tag: "share", readOnly: false });
+  assertEquals(parseShare("/srv/data,ro", 2), { path: "/srv/data", tag: "share2", readOnly: true });
+  assertEquals(parseShare("dir,tag=host_files,ro"), { path: "dir", tag: "host_files", readOnly: true });
+  assertThrows(() => parseShare("dir,tag=a b"), LaunchError, "Invalid mount tag");
+  assertThrows(() => parseShare("dir,rw,x"), LaunchError, `Invalid share option "x"`);
+  const opts = parse("--share=a", "--share=b,tag=bee", "64", "vmlinux");
+  assertEquals(opts.shares.map((s) => s.tag), ["share", "bee"]);
+  assert(
+    parseError("--share=a", "--share=b,tag=share", "64", "vmlinux").includes(
+      `mount tag "share" is already used`,
+    ),
+  );
 });
