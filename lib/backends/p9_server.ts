@@ -22,7 +22,7 @@ import {
   EPROTO,
   EROFS,
   errnoOf,
-  HostFs,
+  type HostFs,
   HostFsError,
   type HostStat,
 } from "./host_fs.ts";

@@ -2,7 +2,7 @@
  * A minimal 9P2000.L client for the tests: builds T-messages byte by byte (so tests can also build
  * broken ones) and decodes the replies the server gives.
  */
-import { type P9Server } from "../../lib/backends/p9_server.ts";
+import type { P9Server } from "../../lib/backends/p9_server.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();

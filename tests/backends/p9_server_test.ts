@@ -33,7 +33,6 @@ import {
 } from "../../lib/backends/p9_server.ts";
 import { call, Msg, type Reply } from "./p9_client.ts";
 
-const ENOENT = 2;
 const ENOTDIR = 20;
 const EINVAL = 22;
 const ELOOP = 40;
@@ -358,5 +357,44 @@ Deno.test("P9Server answers malformed messages with Rlerror and the request's ta
     assertEquals((await Array.fromAsync(Deno.readDir(s.outside))).map((e) => e.name), ["secret.txt"]);
   } finally {
     await s.close();
+  }
+});
+
+Deno.test("P9Server works with Deno's permissions narrowed to the shared folder", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "lguest-9p-narrow-" });
+  const lib = new URL("../../lib/", import.meta.url).pathname;
+  const script = `${dir}.ts`;
+  await Deno.writeTextFile(
+    script,
+    `import { errnoOf, HostFs } from "${lib}backends/host_fs.ts";
+     import { P9Server } from "${lib}backends/p9_server.ts";
+     const fs = await HostFs.open(${JSON.stringify(dir)}, false);
+     const { file } = await fs.createFile([], "a.txt", 0o644);
+     await file.write(new TextEncoder().encode("narrow"));
+     file.close();
+     await fs.mkdir([], "d", 0o755);
+     await fs.rename([], "a.txt", ["d"], "b.txt");
+     // Deno allows Deno.symlink only with unscoped permissions: the guest gets EACCES, nothing worse.
+     let symlinkErrno = 0;
+     try { await fs.symlink(["d"], "l", "b.txt"); } catch (e) { symlinkErrno = errnoOf(e); }
+     console.log((await fs.listDir(["d"], 10)).sort().join(","), (await fs.statfs()).bsize > 0, new P9Server(fs).msize, symlinkErrno);`,
+  );
+  try {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        `--allow-read=${dir},${lib},${script}`,
+        `--allow-write=${dir}`,
+        "--allow-sys=statfs",
+        script,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const text = new TextDecoder().decode(out.stdout).trim();
+    assertEquals(text, "b.txt true 524288 13", new TextDecoder().decode(out.stderr));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+    await Deno.remove(script);
   }
 });

@@ -12,7 +12,7 @@ const ignore = guest === undefined;
 if (ignore) console.warn(`copy-on-write disk boot tests skipped: ${skipReason}`);
 
 const FAST_ARGS = ["console=ttyS0", "cryptomgr.notests=1", "noisapnp"];
-const BOOT_TIMEOUT_MS = 600_000;
+const BOOT_TIMEOUT_MS = 900_000;
 const MiB = 1024 * 1024;
 
 async function sha256(data: Uint8Array): Promise<string> {

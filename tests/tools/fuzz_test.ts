@@ -22,11 +22,15 @@ for (const target of FUZZ_TARGETS) {
     assert(r.completions > 100, `the device did real work (${r.completions} completions)`);
     assert(r.needsReset > 10, `the fuzzer broke rings (${r.needsReset} resets)`);
     assert(r.heapGrowthBytes < 64 << 20, `heap grew ${r.heapGrowthBytes} bytes`);
-    const again = await fuzzDevice(target, SEED, OPS);
-    assertEquals(
-      [again.completions, again.needsReset],
-      [r.completions, r.needsReset],
-      "same seed, same guest",
-    );
+    // The same seed replays the same guest operations; where the device completes on the event
+    // loop after real host I/O (9p), when each completion lands may differ, and so may the counts.
+    if (target.settleEvery === undefined) {
+      const again = await fuzzDevice(target, SEED, OPS);
+      assertEquals(
+        [again.completions, again.needsReset],
+        [r.completions, r.needsReset],
+        "same seed, same guest",
+      );
+    }
   });
 }
