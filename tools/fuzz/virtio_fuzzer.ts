@@ -10,6 +10,7 @@
  */
 import { GuestMemory } from "../../lib/machine/guest_memory.ts";
 import { setLogSink } from "../../lib/support/log.ts";
+import { cpuMs } from "./cpu_time.ts";
 import { BAR0_SIZE } from "../../lib/virtio/virtio_pci.ts";
 import { VIRTIO_CONFIG_S_NEEDS_RESET, type VirtioDevice } from "../../lib/virtio/virtio_device.ts";
 import { VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE } from "../../lib/virtio/virtqueue.ts";
@@ -102,8 +103,12 @@ export interface FuzzReport {
   needsReset: number;
   /** Used buffers the device returned. */
   completions: number;
+  /** Operations that used more than SLOW_OP_MS of CPU (a guest stalling the host). */
   slowOps: number;
+  /** Operations that took more than SLOW_OP_MS of wall time (includes the host preempting us). */
+  slowWallOps: number;
   slowestMs: number;
+  slowestCpuMs: number;
   outsideRam: number;
   /** Host-side violations the target found (e.g. a file outside a shared folder touched). */
   hostViolations: number;
@@ -129,7 +134,9 @@ export async function fuzzDevice(target: FuzzTarget, seed: number, ops: number):
     needsReset: 0,
     completions: 0,
     slowOps: 0,
+    slowWallOps: 0,
     slowestMs: 0,
+    slowestCpuMs: 0,
     outsideRam: 0,
     hostViolations: 0,
     heapGrowthBytes: 0,
@@ -187,8 +194,10 @@ export async function fuzzDevice(target: FuzzTarget, seed: number, ops: number):
   const heap0 = heapBytes();
   const t0 = performance.now();
   restart();
+  let cpu = cpuMs();
   for (let i = 0; i < ops; i++) {
     const start = performance.now();
+    const cpuStart = cpu;
     try {
       step(rng, drv, m, mem, target, dataArea, hostEvent, restart, report);
     } catch (e) {
@@ -198,12 +207,19 @@ export async function fuzzDevice(target: FuzzTarget, seed: number, ops: number):
     // Asynchronous devices (block) finish their work in microtasks (and, every 4096 ops, timers).
     await null;
     const dt = performance.now() - start;
-    if ((i & settleMask) === settleMask) await new Promise((r) => setTimeout(r, 0));
-    if (dt > SLOW_OP_MS) {
+    cpu = cpuMs();
+    const dcpu = cpu - cpuStart;
+    if ((i & settleMask) === settleMask) {
+      await new Promise((r) => setTimeout(r, 0));
+      cpu = cpuMs();
+    }
+    if (dt > SLOW_OP_MS) report.slowWallOps++;
+    if (dcpu > SLOW_OP_MS) {
       report.slowOps++;
-      fail(`slow op: ${dt.toFixed(0)} ms`, i);
+      fail(`slow op: ${dcpu.toFixed(0)} ms of CPU`, i);
     }
     if (dt > report.slowestMs) report.slowestMs = dt;
+    if (dcpu > report.slowestCpuMs) report.slowestCpuMs = dcpu;
     if ((i & 1023) === 1023 && !mem.guardIntact()) {
       report.outsideRam++;
       fail("guard zone after RAM was written", i);
