@@ -12,7 +12,9 @@ const ignore = guest === undefined;
 if (ignore) console.warn(`virtio-9p boot tests skipped: ${skipReason}`);
 
 const FAST_ARGS = ["console=ttyS0", "cryptomgr.notests=1", "noisapnp"];
-const BOOT_TIMEOUT_MS = 900_000;
+const BOOT_TIMEOUT_MS = 1_800_000; // generous: a loaded 2-core machine took 17 min to boot
+/** Per command: a loaded machine runs the Guest 100 times slower than an idle one. */
+const RUN_TIMEOUT_MS = 600_000;
 
 Deno.test({
   name:
@@ -46,29 +48,33 @@ Deno.test({
         const mount = await vm.run(
           "mkdir -p /mnt/s /mnt/r && mount -t 9p -o trans=virtio share /mnt/s && " +
             "mount -t 9p -o trans=virtio hostro /mnt/r; echo mount=$?",
+          RUN_TIMEOUT_MS,
         );
         assert(mount.includes("mount=0"), mount);
-        assert((await vm.run("cat /mnt/s/hello.txt")).includes("hello from the host"));
+        assert((await vm.run("cat /mnt/s/hello.txt", RUN_TIMEOUT_MS)).includes("hello from the host"));
         const write = await vm.run(
           "echo written-by-the-guest > /mnt/s/from_guest.txt && mkdir /mnt/s/gdir && " +
             "seq 1 20000 > /mnt/s/gdir/numbers && mv /mnt/s/from_guest.txt /mnt/s/gdir/moved.txt; echo write=$?",
+          RUN_TIMEOUT_MS,
         );
         assert(write.includes("write=0"), write);
         // Escapes: the Guest resolves ".." and symlinks in its own namespace, never the host's.
         const escapes = await vm.run(
           "cat /mnt/s/../outside/secret.txt /mnt/s/abs_link/secret.txt /mnt/s/rel_link 2>&1; ls /mnt/s/..; echo escapes-done",
+          RUN_TIMEOUT_MS,
         );
         assert(escapes.includes("escapes-done"), escapes);
         assert(!escapes.includes(secret), `the Guest read a host file outside the share:\n${escapes}`);
         const ro = await vm.run(
           "cat /mnt/r/keep.txt; echo x > /mnt/r/new.txt; echo create=$?; rm /mnt/r/keep.txt; echo rm=$?; " +
             "mkdir /mnt/r/d; echo mkdir=$?; touch /mnt/r/keep.txt; echo touch=$?",
+          RUN_TIMEOUT_MS,
         );
         assert(ro.includes("keep me"), ro);
         for (const op of ["create", "rm", "mkdir", "touch"]) assert(new RegExp(`${op}=[1-9]`).test(ro), ro);
         assert(/Read-only file system/.test(ro), ro);
-        await vm.run("umount /mnt/s /mnt/r; sync");
-        await vm.powerOff();
+        await vm.run("umount /mnt/s /mnt/r; sync", RUN_TIMEOUT_MS);
+        await vm.powerOff(RUN_TIMEOUT_MS);
       });
       assertEquals(await Deno.readTextFile(`${share}/gdir/moved.txt`), "written-by-the-guest\n");
       const numbers = await Deno.readTextFile(`${share}/gdir/numbers`);

@@ -12,7 +12,9 @@ const ignore = guest === undefined;
 if (ignore) console.warn(`copy-on-write disk boot tests skipped: ${skipReason}`);
 
 const FAST_ARGS = ["console=ttyS0", "cryptomgr.notests=1", "noisapnp"];
-const BOOT_TIMEOUT_MS = 900_000;
+const BOOT_TIMEOUT_MS = 1_800_000; // generous: a loaded 2-core machine took 17 min to boot
+/** Per command: a loaded machine runs the Guest 100 times slower than an idle one. */
+const RUN_TIMEOUT_MS = 600_000;
 const MiB = 1024 * 1024;
 
 async function sha256(data: Uint8Array): Promise<string> {
@@ -59,12 +61,14 @@ Deno.test({
           const out = await vm.run(
             `${PATTERN_CMD}; for d in vda vdb; do dd if=/tmp/p of=/dev/$d bs=512 seek=128 conv=fsync,notrunc 2>/dev/null;` +
               " echo dd-$d=$?; done",
+            RUN_TIMEOUT_MS,
           );
           assert(out.includes("dd-vda=0") && out.includes("dd-vdb=0"), out);
           // The Guest reads its own writes back from both (O_DIRECT: from the devices, not its page cache).
           for (const d of ["vda", "vdb"]) {
             const back = await vm.run(
               `dd if=/dev/${d} bs=512 skip=128 count=79 iflag=direct 2>/dev/null | head -c 40000 | sha256sum`,
+              RUN_TIMEOUT_MS,
             );
             assertEquals(guestHash(back), want, `${d} read back`);
           }
@@ -85,19 +89,20 @@ Deno.test({
         await vm.waitFor(/\/ # /, BOOT_TIMEOUT_MS);
         const back = await vm.run(
           "dd if=/dev/vda bs=512 skip=128 count=79 2>/dev/null | head -c 40000 | sha256sum",
+          RUN_TIMEOUT_MS,
         );
         assertEquals(
           guestHash(back),
           want,
           "the overlay kept the flushed pattern across SIGKILL and a new boot",
         );
-        const rest = await vm.run("dd if=/dev/vda bs=512 count=128 2>/dev/null | sha256sum");
+        const rest = await vm.run("dd if=/dev/vda bs=512 count=128 2>/dev/null | sha256sum", RUN_TIMEOUT_MS);
         assertEquals(
           guestHash(rest),
           await sha256(baseData.subarray(0, 65536)),
           "unwritten sectors come from the base",
         );
-        await vm.powerOff();
+        await vm.powerOff(RUN_TIMEOUT_MS);
       });
       assertEquals(await sha256(await Deno.readFile(ovlBase)), await sha256(baseData));
     } finally {
