@@ -25,6 +25,7 @@ export async function main(args: string[]): Promise<number> {
       return 0;
     }
     setVerbose(parsed.verbose);
+    if (envNoJit()) parsed.noJit = true;
     for (const w of parsed.warnings) warn(`warning: ${w}`);
     return await launch(parsed);
   } catch (e) {
@@ -33,6 +34,15 @@ export async function main(args: string[]): Promise<number> {
       return 2;
     }
     throw e; // a bug: let Deno print the stack
+  }
+}
+
+/** LGUEST_NO_JIT=1 runs the pure interpreter, like --no-jit (unreadable environment: not set). */
+function envNoJit(): boolean {
+  try {
+    return Deno.env.get("LGUEST_NO_JIT") === "1";
+  } catch {
+    return false;
   }
 }
 

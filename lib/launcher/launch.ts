@@ -93,6 +93,7 @@ async function bootLinux(
     clock: opts.deterministic ? "deterministic" : "host",
     // A network peer answers in wall-clock time: a deterministic guest with a link idles in it too.
     idleInHostTime: opts.nets.length > 0,
+    jit: !opts.noJit,
   });
   const kernel = loadKernelImage(machine.mem, kernelBytes, kernelPath);
   const info = writeBootParams(machine.mem, kernel, {
@@ -136,6 +137,7 @@ async function bootLinux(
   };
   const pc: PcPlatform = new PcPlatform(machine, {
     serial: { write: consoleOutput },
+    startTimeMs: opts.rtcBaseMs,
     onReset: () => machine.stop("reboot", "the guest reset the machine"),
   });
   const devices = await attachVirtioDevices(machine, pc.pic, opts, {
@@ -171,6 +173,7 @@ async function bootLinux(
     const seconds = (performance.now() - started) / 1000;
     const n = machine.cpu.instructionsRetired();
     debug(`guest ran ${n} instructions in ${seconds.toFixed(1)} s (${(n / seconds / 1e6).toFixed(1)} MIPS)`);
+    debug(machine.cpu.jit.describe());
   }
 }
 
@@ -189,6 +192,7 @@ async function launchFirmware(opts: LaunchOptions, path: string): Promise<number
   const machine = new Machine({
     memBytes: opts.memBytes,
     clock: opts.deterministic ? "deterministic" : "host",
+    jit: !opts.noJit,
   });
   const { rom } = image;
   if (image.lowPhysAddr + rom.length <= machine.mem.sizeBytes) {
@@ -211,6 +215,7 @@ async function launchFirmware(opts: LaunchOptions, path: string): Promise<number
   });
   const pc: PcPlatform = new PcPlatform(machine, {
     serial: terminal,
+    startTimeMs: opts.rtcBaseMs,
     onReset: () => machine.stop("reboot", "the guest reset the machine"),
   });
   machine.cpu.reset();

@@ -64,6 +64,13 @@ export interface LaunchOptions {
   rng: boolean;
   /** Fixed clock and entropy so two runs of the same Guest do the same thing. */
   deterministic: boolean;
+  /**
+   * `--rtc-base`: the RTC's wall-clock time at power-on, ms since the Unix epoch (UTC); absent means
+   * the host's time, or a fixed date with --deterministic (rtc_cmos.ts).
+   */
+  rtcBaseMs?: number;
+  /** `--no-jit`: run guest code in the interpreter only (also LGUEST_NO_JIT=1). */
+  noJit: boolean;
   /** On a Guest reboot, exit instead of starting the Guest again. */
   noReboot: boolean;
   /** Leave a bzImage's payload to the kernel's own decompressor instead of decompressing it on the host. */
@@ -136,7 +143,14 @@ Other devices:
 
 Running:
   --deterministic          fixed clock and entropy: the same inputs give the same run
-                           (with --net, idle time still passes in host time: peers answer in it)
+                           (time counts instructions; the RTC starts at --rtc-base or at
+                           2026-01-01T00:00:00Z; --rng gives a fixed-seed stream; block I/O
+                           completes at the end of the slice that asked for it; console input
+                           and --net frames still arrive in host time)
+  --rtc-base=DATE          the RTC's date and time at power-on, UTC: 2026-01-01 or
+                           2026-01-01T12:00:00 (like QEMU's -rtc base=); default: the host's now
+  --no-jit                 run guest code in the interpreter only (no translation of hot code;
+                           also LGUEST_NO_JIT=1), for comparison and bug reports
   --no-reboot              exit when the Guest reboots instead of starting it again
   --guest-decompress       let a bzImage decompress itself in the Guest (slow, but with its KASLR)
                            instead of decompressing its gzip or xz payload on the host
@@ -163,14 +177,16 @@ const FLAGS = new Set([
   "--lguest",
   "--pc",
   "--snapshot",
+  "--no-jit",
 ]);
-const VALUED = new Set(["--block", "--initrd", "--net", "--firmware", "--share"]);
+const VALUED = new Set(["--block", "--initrd", "--net", "--firmware", "--share", "--rtc-base"]);
 const VALUE_HINT: Record<string, string> = {
   "--block": "--block=FILE[,ro]",
   "--initrd": "--initrd=FILE",
   "--net": "--net=listen:[HOST:]PORT, --net=connect:HOST:PORT or --net=user",
   "--firmware": "--firmware=FILE",
   "--share": "--share=HOSTDIR[,tag=NAME][,ro]",
+  "--rtc-base": "--rtc-base=YYYY-MM-DD[THH:MM:SS]",
 };
 /** lguest options we recognise but refuse, with their value or without, and why. */
 const UNSUPPORTED: Record<string, string> = {
@@ -196,6 +212,7 @@ export function parseCommandLine(
     shares: [],
     rng: false,
     deterministic: false,
+    noJit: false,
     noReboot: false,
     guestDecompress: false,
     warnings: [],
@@ -252,6 +269,7 @@ export function parseCommandLine(
       else if (name === "--deterministic") opts.deterministic = true;
       else if (name === "--guest-decompress") opts.guestDecompress = true;
       else if (name === "--snapshot") snapshotAll = true;
+      else if (name === "--no-jit") opts.noJit = true;
       else if (name === "--lguest" || name === "--pc") {
         const as = name === "--lguest" ? "lguest" : "pc";
         if (opts.bootAs !== undefined && opts.bootAs !== as) {
@@ -297,6 +315,9 @@ export function parseCommandLine(
       case "--firmware":
         if (firmwarePath !== undefined) throw new LaunchError(`Option "--firmware" given twice`);
         firmwarePath = value;
+        break;
+      case "--rtc-base":
+        opts.rtcBaseMs = parseRtcBase(value);
         break;
     }
   }
@@ -354,6 +375,24 @@ export function parseMemSize(text: string, minBytes = MIN_KERNEL_MEM_BYTES): num
     throw new LaunchError(`Memory size "${text}" is too large: at most 2g (2048m) is supported`);
   }
   return bytes;
+}
+
+/** Parses `--rtc-base`: an ISO 8601 UTC date, optionally with a time (seconds optional), years 1970-2099. */
+export function parseRtcBase(text: string): number {
+  const m = /^([0-9]{4})-([0-9]{2})-([0-9]{2})(?:[T ]([0-9]{2}):([0-9]{2})(?::([0-9]{2}))?)?Z?$/.exec(text);
+  const bad = () =>
+    new LaunchError(
+      `Invalid --rtc-base "${text}": expected a UTC date like 2026-01-01 or 2026-01-01T12:00:00`,
+    );
+  if (!m) throw bad();
+  const [y, mo, d, h, mi, s] = [1, 2, 3, 4, 5, 6].map((i) => Number(m[i] ?? 0));
+  const ms = Date.UTC(y, mo - 1, d, h, mi, s);
+  const back = new Date(ms);
+  if (
+    y < 1970 || y > 2099 || back.getUTCMonth() !== mo - 1 || back.getUTCDate() !== d || h > 23 || mi > 59 ||
+    s > 59
+  ) throw bad();
+  return ms;
 }
 
 /**

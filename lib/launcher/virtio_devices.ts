@@ -5,7 +5,7 @@
  */
 import { CowDisk } from "../backends/cow_disk.ts";
 import { FileDisk } from "../backends/file_disk.ts";
-import { HostEntropy } from "../backends/entropy.ts";
+import { HostEntropy, SeededEntropy } from "../backends/entropy.ts";
 import { HostFs } from "../backends/host_fs.ts";
 import { P9Server } from "../backends/p9_server.ts";
 import { type ClosableNetBackend, PcapTap } from "../backends/pcap_tap.ts";
@@ -16,7 +16,7 @@ import type { IrqSink } from "../machine/irq.ts";
 import { PciHostBridge } from "../pci/pci_host_bridge.ts";
 import { LaunchError } from "../support/errors.ts";
 import { debug, warn } from "../support/log.ts";
-import { BlockDevice } from "../virtio/block.ts";
+import { type BlockBackend, BlockDevice } from "../virtio/block.ts";
 import { type ConsoleBackend, ConsoleDevice } from "../virtio/console.ts";
 import { NetDevice } from "../virtio/net.ts";
 import { P9Device } from "../virtio/p9.ts";
@@ -46,6 +46,17 @@ export function defaultMac(mode: "listen" | "connect" | "user", port: number): U
   // On a user network the guest is alone with the router: QEMU's usual address.
   if (mode === "user") return new Uint8Array([0x52, 0x54, 0x00, 0x12, 0x34, 0x56]);
   return new Uint8Array([0x52, 0x54, 0x00, mode === "listen" ? 0x10 : 0x20, (port >> 8) & 0xFF, port & 0xFF]);
+}
+
+/** A disk whose every operation the machine waits for at the end of a slice (deterministic runs). */
+function trackedDisk(disk: BlockBackend, machine: Machine): BlockBackend {
+  return {
+    sizeBytes: disk.sizeBytes,
+    readOnly: disk.readOnly,
+    read: (offset, buf) => machine.trackHostIo(disk.read(offset, buf)),
+    write: (offset, data) => machine.trackHostIo(disk.write(offset, data)),
+    flush: () => machine.trackHostIo(disk.flush()),
+  };
 }
 
 export async function attachVirtioDevices(
@@ -87,7 +98,7 @@ export async function attachVirtioDevices(
         : await FileDisk.open(b.path, { readOnly: b.readOnly });
       closers.push(() => disk.close());
       if (disk instanceof FileDisk && disk.sizeWarning !== undefined) warn(`warning: ${disk.sizeWarning}`);
-      plug(new BlockDevice(disk), `virtio-blk${i}`);
+      plug(new BlockDevice(opts.deterministic ? trackedDisk(disk, machine) : disk), `virtio-blk${i}`);
     }
     for (const [i, o] of opts.nets.entries()) {
       let net: ClosableNetBackend = o.mode === "user"
@@ -117,7 +128,9 @@ export async function attachVirtioDevices(
       closers.push(() => Promise.resolve(server.reset()));
       plug(new P9Device(server, sh.tag), `virtio-9p${i}`);
     }
-    if (opts.rng) plug(new RngDevice(new HostEntropy()), "virtio-rng");
+    if (opts.rng) {
+      plug(new RngDevice(opts.deterministic ? new SeededEntropy() : new HostEntropy()), "virtio-rng");
+    }
   } catch (e) {
     await close();
     if (e instanceof LaunchError) throw e;

@@ -24,6 +24,8 @@ export interface MachineOptions {
    * peers answer in wall-clock time: skipping would fire their timeouts before any answer.
    */
   idleInHostTime?: boolean;
+  /** Translate hot guest code (default true; --no-jit turns it off). */
+  jit?: boolean;
 }
 
 /** How a run ended. */
@@ -57,11 +59,17 @@ export class Machine {
   #wake: { promise: Promise<void>; resolve: () => void } = Promise.withResolvers<void>();
   /** Called after each slice (devices that poll, lguest's interrupt delivery...). */
   readonly afterSlice: (() => void)[] = [];
+  /**
+   * Host I/O that guest-visible state waits on (block reads and writes). In deterministic mode the
+   * run loop lets all of it finish at the end of the slice that started it, so when a completion
+   * reaches the guest does not depend on how fast the host disk was.
+   */
+  readonly #hostIo = new Set<Promise<unknown>>();
 
   constructor(options: MachineOptions) {
     this.mem = new GuestMemory(options.memBytes);
     this.clock = new VirtualClock(options.clock ?? "host", options.nsPerInstruction ?? 10);
-    this.cpu = new Cpu(this.mem, this.ports, this.mmio, { fpu: true });
+    this.cpu = new Cpu(this.mem, this.ports, this.mmio, { fpu: true, jit: options.jit ?? true });
     this.idleInHostTime = options.idleInHostTime ?? false;
     this.clock.setInstructionCounter(() => this.cpu.instructionsRetired());
     this.cpu.nowNs = () => this.clock.nowNs();
@@ -78,6 +86,14 @@ export class Machine {
     this.#wake.resolve();
   }
 
+  /** Registers host I/O the guest will see the result of (see #hostIo); returns `p`. */
+  trackHostIo<T>(p: Promise<T>): Promise<T> {
+    const tracked = p.finally(() => this.#hostIo.delete(tracked));
+    tracked.catch(() => {});
+    this.#hostIo.add(tracked);
+    return p;
+  }
+
   /** CPU and clock state in a few lines (what `kill -USR2` on the launcher prints). */
   describe(): string {
     const cpu = this.cpu;
@@ -88,6 +104,7 @@ export class Machine {
         cpu.interrupts?.hasInterrupt() ?? false
       }`,
       this.clock.describe(),
+      this.cpu.jit.describe(),
     ].join("\n");
   }
 
@@ -115,6 +132,8 @@ export class Machine {
         const sample = Math.max(((performance.now() - started) * 1e6) / retired, 0.5);
         this.#hostNsPerInstruction += (sample - this.#hostNsPerInstruction) * 0.25;
       }
+      // A device's completion continues it (the next request of a ring): wait until none is left.
+      while (deterministic && this.#hostIo.size > 0) await Promise.allSettled([...this.#hostIo]);
       clock.runDue();
       for (const f of this.afterSlice) f();
       if (cpu.stopReason === "shutdown") {

@@ -22,7 +22,7 @@ export interface PcPlatformOptions {
   onReset: () => void;
   /** The guest entered ACPI S5 (soft-off); default: stop the machine with kind "poweroff". */
   onPowerOff?: () => void;
-  /** RTC time at virtual time zero (ms since the epoch); default the host's now. */
+  /** RTC time at virtual time zero (ms since the epoch); default the host's now (a fixed date if deterministic). */
   startTimeMs?: number;
 }
 

@@ -1,7 +1,8 @@
 /**
  * The MC146818 real-time clock and CMOS RAM at 0x70/0x71 (MC146818A datasheet: registers A-D,
  * BCD/binary, 12/24-hour, periodic/alarm/update interrupts on IRQ8; AT BIOS memory-size fields).
- * Time starts at the host's UTC date and advances with the VirtualClock. Left out: DSE, the
+ * Time starts at the given UTC date (the host's, or a fixed one when the clock is deterministic) and
+ * advances with the VirtualClock. Left out: DSE, the
  * square-wave pin, divider-reset states, the NMI mask bit, the second 128-byte bank.
  */
 import type { PortBus } from "../machine/bus.ts";
@@ -42,6 +43,9 @@ const NS_PER_SECOND = 1e9;
 /** UIP rises this long before each update (datasheet: t_BUC = 244 us). */
 const UIP_LEAD_NS = 244_000;
 
+/** The RTC's start on a deterministic clock when none is given: 2026-01-01T00:00:00Z. */
+export const DETERMINISTIC_RTC_BASE_MS = Date.UTC(2026, 0, 1);
+
 /** A value that means "any" in an alarm register. */
 function isDontCare(value: number): boolean {
   return (value & 0xC0) === 0xC0;
@@ -50,7 +54,10 @@ function isDontCare(value: number): boolean {
 export interface RtcCmosOptions {
   /** Guest RAM size in bytes, reported in the CMOS memory-size fields. */
   memSizeBytes: number;
-  /** Wall-clock time at virtual time zero, in ms since the Unix epoch (UTC). Default: the host's now. */
+  /**
+   * Wall-clock time at virtual time zero, in ms since the Unix epoch (UTC). Default: the host's now,
+   * or DETERMINISTIC_RTC_BASE_MS on a deterministic clock (a run must not depend on when it ran).
+   */
   startTimeMs?: number;
   /** Default 8. */
   irqLine?: number;
@@ -80,7 +87,8 @@ export class RtcCmos {
     this.#clock = clock;
     this.#irq = irq;
     this.#irqLine = options.irqLine ?? 8;
-    const startMs = options.startTimeMs ?? Date.now();
+    const startMs = options.startTimeMs ??
+      (clock.mode === "deterministic" ? DETERMINISTIC_RTC_BASE_MS : Date.now());
     this.#baseSeconds = Math.floor(startMs / 1000);
     // Keep the host's sub-second phase so the first update comes when the host's second turns.
     this.#baseNs = -(startMs - this.#baseSeconds * 1000) * 1e6 + clock.nowNs();

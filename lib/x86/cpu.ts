@@ -26,6 +26,7 @@ import {
   write8,
 } from "./mmu.ts";
 import { Fpu } from "./fpu/fpu.ts";
+import { Translator } from "./jit/translator.ts";
 
 import {
   CR0_CD,
@@ -51,6 +52,8 @@ export type StopReason = "" | "halt" | "exception" | "shutdown" | "unsupported" 
 export interface CpuOptions {
   /** Attach an x87 FPU (default true); without one CPUID clears the FPU bit and ESC opcodes raise #NM. */
   fpu?: boolean;
+  /** Translate hot code (jit/translator.ts); default true. */
+  jit?: boolean;
 }
 
 export class Cpu {
@@ -163,6 +166,8 @@ export class Cpu {
   /** Added to the TSC by WRMSR 0x10. */
   tscOffset = 0;
   readonly fpu: Fpu | null;
+  /** The translator of hot code (disabled with --no-jit). */
+  readonly jit: Translator;
 
   constructor(mem: GuestMemory, ports: PortBus, mmio: MmioBus, options: CpuOptions = {}) {
     this.mem = mem;
@@ -179,6 +184,7 @@ export class Cpu {
     this.tlbR = this.tlbKR;
     this.tlbW = this.tlbKW;
     this.tlbX = this.tlbKX;
+    this.jit = new Translator(this, options.jit ?? true);
     this.fpu = (options.fpu ?? true)
       ? new Fpu({
         readU8: (a) => read8(this, a),

@@ -94,6 +94,7 @@ function runBlock(cpu: Cpu, n: number, stopAt: number): number {
   let shadowN = -1;
   const code32 = cpu.code32;
   const csBase = cpu.segBase[CS];
+  const jit = cpu.jit;
   let pageLin = -1;
   let map: Int32Array | null = null;
   try {
@@ -104,7 +105,22 @@ function runBlock(cpu: Cpu, n: number, stopAt: number): number {
         pageLin = lin >>> 12;
       }
       let slot = map !== null ? map[lin & 0xFFF] : 0;
-      if (slot === 0) slot = decode(cpu, lin, map, code32);
+      if (slot <= 0) {
+        // 0: not decoded yet; negative: the entry of a translated unit (jit/translator.ts).
+        if (slot === 0) {
+          slot = decode(cpu, lin, map, code32);
+          if (jit.eager && map !== null && code32) slot = jit.compileAt(map, lin & 0xFFF, eip, slot);
+        }
+        if (slot < 0) {
+          const m = jit.run(-slot, n, stopAt);
+          if (m >= 0) {
+            n = m;
+            eip = st[ST_EIP];
+            continue;
+          }
+          slot = jit.entrySlot[-slot]; // it did not fit in the budget: interpret its first instruction
+        }
+      }
       const next = (eip + dLen[slot]) | 0;
       const id = dOp[slot];
       n++;
@@ -407,6 +423,7 @@ function runBlock(cpu: Cpu, n: number, stopAt: number): number {
         case 0x18E:
         case 0x18F:
           eip = testCondition(cc, id & 0xF) ? (next + dImm[slot]) | 0 : next;
+          if (--jit.tick === 0) jit.sample(eip);
           break;
         case 0x270:
         case 0x271:
@@ -821,6 +838,7 @@ function runBlock(cpu: Cpu, n: number, stopAt: number): number {
         // ---- Near control transfers ----
         case 0xC3:
           eip = pop32(cpu);
+          if (--jit.tick === 0) jit.sample(eip);
           break;
         case 0x2C3:
           eip = pop16(cpu);
@@ -845,6 +863,7 @@ function runBlock(cpu: Cpu, n: number, stopAt: number): number {
         case 0xE8:
           push32(cpu, next);
           eip = (next + dImm[slot]) | 0;
+          if (--jit.tick === 0) jit.sample(eip);
           break;
         case 0x2E8:
           push16(cpu, next);
@@ -853,6 +872,7 @@ function runBlock(cpu: Cpu, n: number, stopAt: number): number {
         case 0xE9:
         case 0xEB:
           eip = (next + dImm[slot]) | 0;
+          if (--jit.tick === 0) jit.sample(eip);
           break;
         case 0x2E9:
         case 0x2EB:
@@ -1194,10 +1214,16 @@ function runBlock(cpu: Cpu, n: number, stopAt: number): number {
     st[ST_EIP] = eip;
     if (shadowN === n) cpu.interruptShadow = true;
   } catch (e) {
-    n--;
-    // A fault after a task switch's commit point belongs to the new task, at its EIP.
-    if (cpu.faultInNewTask) cpu.faultInNewTask = false;
-    else st[ST_EIP] = eip;
+    if (jit.faultN >= 0) {
+      // A fault inside a translated unit: it left EIP and the retired count at the faulting instruction.
+      n = jit.faultN;
+      jit.faultN = -1;
+    } else {
+      n--;
+      // A fault after a task switch's commit point belongs to the new task, at its EIP.
+      if (cpu.faultInNewTask) cpu.faultInNewTask = false;
+      else st[ST_EIP] = eip;
+    }
     if (!handleThrow(cpu, e)) cpu.blockFailed = true;
   }
   return n;
@@ -1251,13 +1277,13 @@ export function ioPrivileged(cpu: Cpu): boolean {
 }
 
 /** ALU op E, G (opcodes 00-3B forms 0 and 1): the register operand is the source. */
-function aluEG(cpu: Cpu, slot: number, op: number, size: number): void {
+export function aluEG(cpu: Cpu, slot: number, op: number, size: number): void {
   const g = (cpu.decoded.modrm[slot] >> 3) & 7;
   aluE(cpu, slot, op, size, size === 2 ? cpu.regs[g] : size === 1 ? cpu.r16[g << 1] : cpu.r8[REG8[g]]);
 }
 
 /** Group 1 (80-83): ALU op E, imm with the operation in ModRM.reg. */
-function aluEI(cpu: Cpu, slot: number, size: number, imm: number): void {
+export function aluEI(cpu: Cpu, slot: number, size: number, imm: number): void {
   aluE(cpu, slot, (cpu.decoded.modrm[slot] >> 3) & 7, size, imm);
 }
 
@@ -1292,7 +1318,7 @@ function aluE(cpu: Cpu, slot: number, op: number, size: number, src: number): vo
   writeMem(cpu, a, size, alu(cpu.cc, op, readMem(cpu, a, size), src, size));
 }
 
-function shiftE(cpu: Cpu, slot: number, size: number, count: number): void {
+export function shiftE(cpu: Cpu, slot: number, size: number, count: number): void {
   const m = cpu.decoded.modrm[slot];
   const op = (m >> 3) & 7;
   if (m >= 0xC0) {
@@ -1307,7 +1333,7 @@ function shiftE(cpu: Cpu, slot: number, size: number, count: number): void {
   writeMem(cpu, a, size, shift(cpu.cc, op, readMem(cpu, a, size), count, size));
 }
 
-function incDecE(cpu: Cpu, slot: number, m: number, size: number, op: number): void {
+export function incDecE(cpu: Cpu, slot: number, m: number, size: number, op: number): void {
   if (m >= 0xC0) {
     const r = m & 7;
     const v = size === 2 ? cpu.regs[r] : size === 1 ? cpu.r16[r << 1] : cpu.r8[REG8[r]];
@@ -1323,7 +1349,7 @@ function incDecE(cpu: Cpu, slot: number, m: number, size: number, op: number): v
   writeMem(cpu, a, size, op === 0 ? inc(cpu.cc, v, size) : dec(cpu.cc, v, size));
 }
 
-function xchg(cpu: Cpu, slot: number, size: number): void {
+export function xchg(cpu: Cpu, slot: number, size: number): void {
   const m = cpu.decoded.modrm[slot];
   const g = (m >> 3) & 7;
   const gv = size === 2 ? cpu.regs[g] : size === 1 ? cpu.r16[g << 1] : cpu.r8[REG8[g]];
@@ -1342,7 +1368,7 @@ function xchg(cpu: Cpu, slot: number, size: number): void {
   else cpu.r8[REG8[g]] = old;
 }
 
-function xadd(cpu: Cpu, slot: number, size: number): void {
+export function xadd(cpu: Cpu, slot: number, size: number): void {
   const m = cpu.decoded.modrm[slot];
   const g = (m >> 3) & 7;
   const gv = size === 2 ? cpu.regs[g] : size === 1 ? cpu.r16[g << 1] : cpu.r8[REG8[g]];
@@ -1365,7 +1391,7 @@ function xadd(cpu: Cpu, slot: number, size: number): void {
   else cpu.r8[REG8[g]] = old;
 }
 
-function popEv(cpu: Cpu, slot: number, size: number): void {
+export function popEv(cpu: Cpu, slot: number, size: number): void {
   const m = cpu.decoded.modrm[slot];
   if (m >= 0xC0) {
     const v = size === 2 ? pop32(cpu) : pop16(cpu);
@@ -1395,7 +1421,7 @@ function leave(cpu: Cpu, op32: boolean): void {
 }
 
 /** LOOPNE/LOOPE/LOOP/JCXZ; the counter is CX or ECX by address size. Returns the new EIP. */
-function loopOp(cpu: Cpu, slot: number, id: number, next: number): number {
+export function loopOp(cpu: Cpu, slot: number, id: number, next: number): number {
   const a16 = (cpu.decoded.ea[slot] & 0x8000) !== 0;
   const op = id & 3;
   const target = (id & 0x200) !== 0

@@ -227,6 +227,7 @@ export function markCodePage(cpu: Cpu, ppage: number): void {
 export function invalidateCodePage(cpu: Cpu, ppage: number): void {
   cpu.pageFlags[ppage] &= ~1;
   cpu.decoded.invalidatePage(ppage);
+  cpu.jit.codeInvalidated(); // a translated unit running now stops after the storing instruction
 }
 
 // ---- Linear-address accessors (the fast path) ----

@@ -27,13 +27,20 @@ export class CpuRunner {
   /** Per region: what it held before the case ran (background plus the case's patches). */
   readonly #init: Uint8Array[];
 
-  constructor(regions: readonly Region[], backgrounds: readonly Uint8Array[]) {
+  /**
+   * With `translate`, every case runs through the translator (jit/translator.ts) in its test mode:
+   * each instruction sequence is translated at its first execution, so the blocks the cases make
+   * (an instruction and the flag consumers after it) run as generated code.
+   */
+  constructor(regions: readonly Region[], backgrounds: readonly Uint8Array[], translate = false) {
     this.#regions = regions;
     this.#backgrounds = backgrounds;
     this.#init = backgrounds.map((b) => b.slice());
     regions.forEach((r, i) => this.#mem.write(r.base, backgrounds[i]));
     this.#mem.write(CODE_BASE, new Uint8Array(CODE_SIZE).fill(HLT));
     this.#cpu.stopOnException = true;
+    this.#cpu.jit.enabled = translate;
+    this.#cpu.jit.eager = translate;
   }
 
   run(c: DiffCase): DiffResult {

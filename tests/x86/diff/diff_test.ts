@@ -9,6 +9,8 @@ import { HostRunner } from "./host_runner.ts";
 import { runDifferential } from "./run_differential.ts";
 
 const COUNT = Number(Deno.env.get("LGUEST_DIFF_CASES") ?? 200_000);
+/** Cases also run through the translator (translated at first execution): half as many, the same seed. */
+const TRANSLATED_COUNT = Math.ceil(COUNT / 2);
 const SEED = Number(Deno.env.get("LGUEST_DIFF_SEED") ?? 0x1A6E57);
 const unavailable = HostRunner.unavailableReason();
 if (unavailable !== null) console.warn(`diff_test ignored: ${unavailable}`);
@@ -28,6 +30,27 @@ Deno.test({
     assert(
       tally.bad === 0,
       `${tally.bad} of ${tally.total} cases differ from the host CPU (seed ${SEED}); see the table above`,
+    );
+  },
+});
+
+Deno.test({
+  name: `Cpu through the translator agrees with the host CPU on ${TRANSLATED_COUNT} generated cases`,
+  ignore: unavailable !== null,
+  fn: async () => {
+    const tally = await runDifferential({
+      seed: SEED,
+      count: TRANSLATED_COUNT,
+      examplesPerForm: 2,
+      translate: true,
+    });
+    if (tally.bad > 0) {
+      console.log(`\nBy symptom:\n${tally.symptoms()}\n\nBy form:\n${tally.table()}\n\n${tally.reports()}\n`);
+    }
+    assert(tally.hostErrors === 0, `${tally.hostErrors} cases the host could not run`);
+    assert(
+      tally.bad === 0,
+      `${tally.bad} of ${tally.total} translated cases differ from the host CPU (seed ${SEED}); see the table above`,
     );
   },
 });

@@ -19,6 +19,8 @@ export interface DiffRunOptions {
   /** Only forms whose mnemonic is listed (upper case), when given. */
   readonly mnemonics?: ReadonlySet<string>;
   readonly onProgress?: (done: number, tally: MismatchTally) => void;
+  /** Run our side through the translator, translating at first execution (default: interpreter only). */
+  readonly translate?: boolean;
 }
 
 /** Runs `count` cases on both sides; the tally holds the verdicts. */
@@ -32,7 +34,7 @@ export async function runDifferential(opts: DiffRunOptions): Promise<MismatchTal
       const seed = k === 0 ? opts.seed : Math.imul(opts.seed ^ 0x5BD1_E995, k + 1) ^ k;
       const set = generateCases({ seed, count: n, lowRegion: host.lowRegion, mnemonics: opts.mnemonics });
       const hostDone = host.run(set);
-      const cpu = new CpuRunner(set.regions, set.backgrounds);
+      const cpu = new CpuRunner(set.regions, set.backgrounds, opts.translate ?? false);
       const ours: DiffResult[] = set.cases.map((c) => cpu.run(c));
       const theirs = await hostDone;
       set.cases.forEach((c, i) => {

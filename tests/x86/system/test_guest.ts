@@ -114,6 +114,9 @@ export class TestGuest {
       },
     });
     this.cpu = new Cpu(this.mem, this.ports, new MmioBus(), { fpu: false, ...options });
+    // The system tests run through the translator in its test mode (every instruction sequence
+    // translated at its first execution), unless a test turns it off (options.jit === false).
+    this.cpu.jit.eager = this.cpu.jit.enabled;
   }
 
   /** A program built on pm_kernel.inc (`body` defines test_main), entered flat at IMAGE_BASE. */

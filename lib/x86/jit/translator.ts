@@ -1,0 +1,830 @@
+/**
+ * The translator: hot guest code becomes JavaScript that V8 compiles (issue #10). A unit is one
+ * straight-line run of decoded instructions on one physical code page (a basic block: up to a
+ * branch, an instruction we do not translate, or the page end), emitted from the decode-cache slots
+ * (no second decoder) as one `new Function` with the decoded fields folded into constants. Hot
+ * code is found by sampling branch targets in the interpreter; a unit is reached through its
+ * page's decode map (the entry offset holds -unit id), so it is forgotten exactly when the decode
+ * cache forgets the page (a CPU store or a device's DMA to it, or a pool flush).
+ *
+ * Exactness: a unit runs only when all of its instructions fit in the interpreter's budget; a fault
+ * inside it leaves EIP at the faulting instruction and the retired count at the instructions
+ * before it; every instruction checks what can fault before it changes state (the interpreter's
+ * rule, kept by calling the same helpers); a store that hits a code page ends the unit after that
+ * instruction. Units contain no instruction that changes CS, SS, CPL, IF, TF, paging or segment
+ * state, so interrupts are taken at exactly the interpreter's points. HOT: the generated code.
+ */
+import type { Cpu } from "../cpu.ts";
+import { EA_ADDR16, EA_NONE } from "../decode_cache.ts";
+import { decode } from "../decoder.ts";
+import { FAULT, fault } from "../fault.ts";
+import { materialize, testCondition } from "../lazy_flags.ts";
+import { probeWrite, read16, read32, read8, write16, write32, write8 } from "../mmu.ts";
+import {
+  alu,
+  bitScan,
+  dec,
+  inc,
+  logic,
+  mulFlags,
+  mulHighS32,
+  setCF,
+  shift,
+  shiftDouble,
+} from "../ops/alu.ts";
+import { readMem, readRm, REG8, writeMem, writeRm } from "../ops/operands.ts";
+import { adjustSp, peek32, pop32, push32 } from "../ops/stack.ts";
+import { cmps, lods, movs, scas, stos } from "../ops/string.ts";
+import { bitTest, cmpxchg, group3 } from "../ops/system_ops.ts";
+import { aluEG, aluEI, incDecE, loopOp, popEv, shiftE, xadd, xchg } from "../interpreter.ts";
+
+/** A translated unit: runs from the entry at retired count `n`, returns the new count or -1 (did not fit). */
+export type UnitFn = (n: number, stopAt: number) => number;
+
+/** Most instructions in one unit. */
+const MAX_UNIT_INSNS = 64;
+/** Every this many branches the interpreter samples the target. */
+const SAMPLE_EVERY = 16;
+/** Samples of one entry before it is translated (about SAMPLE_EVERY x this many executions). */
+const HOT_SAMPLES = 16;
+/** Entries sampled but not yet hot, kept at most (then forgotten: heat is only a hint). */
+const MAX_HEAT_ENTRIES = 1 << 16;
+/** Units made before every unit is forgotten and numbering restarts (bounds translated-code memory). */
+const MAX_UNITS = 1 << 13;
+
+/** The helpers generated code calls: the interpreter's own, so each instruction's meaning lives in one place. */
+const HELPERS = {
+  read8,
+  read16,
+  read32,
+  write8,
+  write16,
+  write32,
+  probeWrite,
+  alu,
+  logic,
+  materialize,
+  bitScan,
+  dec,
+  inc,
+  mulFlags,
+  mulHighS32,
+  setCF,
+  shift,
+  shiftDouble,
+  testCondition,
+  readMem,
+  readRm,
+  writeMem,
+  writeRm,
+  adjustSp,
+  peek32,
+  pop32,
+  push32,
+  movs,
+  stos,
+  lods,
+  cmps,
+  scas,
+  bitTest,
+  cmpxchg,
+  group3,
+  aluEG,
+  aluEI,
+  incDecE,
+  loopOp,
+  popEv,
+  shiftE,
+  xadd,
+  xchg,
+  fault,
+};
+const HELPER_NAMES = Object.keys(HELPERS);
+const HELPER_VALUES = Object.values(HELPERS);
+
+/** Translator statistics (`--verbose` at exit, `kill -USR2`). */
+export interface TranslatorStats {
+  units: number;
+  compileMs: number;
+  sourceBytes: number;
+  refused: number;
+  flushes: number;
+  codeInvalidations: number;
+  compiledInstructions: number;
+}
+
+export class Translator {
+  /** Off: the interpreter never samples, compiles or enters units (--no-jit). */
+  enabled: boolean;
+  /** Test mode: translate at the first execution of every instruction (differential tests). */
+  eager = false;
+  /** Branches left until the next sample. */
+  tick = SAMPLE_EVERY;
+  /** Bumped by every invalidation of a code page (a running unit that sees it change stops). */
+  epoch = 0;
+  /** Retired count at a fault inside a unit (the interpreter's catch takes it), else -1. */
+  faultN = -1;
+  /** Indexed by unit id (the decode map holds -id): the function and the entry's own slot. */
+  units: UnitFn[] = [notAUnit];
+  entrySlot: Int32Array = new Int32Array(MAX_UNITS + 1);
+  readonly stats: TranslatorStats = {
+    units: 0,
+    compileMs: 0,
+    sourceBytes: 0,
+    refused: 0,
+    flushes: 0,
+    codeInvalidations: 0,
+    compiledInstructions: 0,
+  };
+  #heat = new Map<number, number>();
+  #cpu: Cpu;
+
+  constructor(cpu: Cpu, enabled: boolean) {
+    this.#cpu = cpu;
+    this.enabled = enabled;
+  }
+
+  /** Runs unit `id`; -1 when it does not fit in the budget (the interpreter runs its entry instead). */
+  run(id: number, n: number, stopAt: number): number {
+    const m = this.units[id](n, stopAt);
+    if (m > n) this.stats.compiledInstructions += m - n;
+    return m;
+  }
+
+  /** A code page was written: units on it are already unreachable (its decode map was zeroed). */
+  codeInvalidated(): void {
+    this.epoch = (this.epoch + 1) | 0;
+    this.stats.codeInvalidations++;
+  }
+
+  /** The interpreter sampled a branch to `eip` (every SAMPLE_EVERY branches): count it, translate when hot. */
+  sample(eip: number): void {
+    this.tick = SAMPLE_EVERY;
+    const cpu = this.#cpu;
+    if (!this.enabled || !cpu.code32 || !cpu.ss32) return;
+    const lin = (cpu.segBase[1] + eip) | 0;
+    const e = cpu.tlbX[lin >>> 12];
+    if (e === -1) return;
+    const phys = e ^ lin;
+    const map = phys >= 0 && phys < cpu.ramSize ? cpu.decoded.maps32[phys >>> 12] : null;
+    if (map === null || map[phys & 0xFFF] <= 1) return; // not decoded yet, scratch, or already a unit
+    const heat = this.#heat;
+    const c = (heat.get(phys) ?? 0) + 1;
+    if (c < HOT_SAMPLES) {
+      if (heat.size >= MAX_HEAT_ENTRIES) heat.clear();
+      heat.set(phys, c);
+      return;
+    }
+    heat.delete(phys);
+    if (this.translate(map, phys & 0xFFF, eip) === 0) heat.set(phys, -(1 << 30)); // never again soon
+  }
+
+  /**
+   * Test mode: the instruction at `eip` (page offset `offset` of `map`) was just decoded into
+   * `slot`; translate from it at once. Returns the map entry to run: -id, or `slot` unchanged.
+   */
+  compileAt(map: Int32Array, offset: number, eip: number, slot: number): number {
+    const cpu = this.#cpu;
+    if (!this.enabled || !cpu.code32 || !cpu.ss32) return slot;
+    const id = this.translate(map, offset, eip);
+    return id === 0 ? slot : -id;
+  }
+
+  /** Translates from page offset `offset` (EIP `eip`); installs the unit in `map`; returns its id or 0. */
+  translate(map: Int32Array, offset: number, eip: number): number {
+    const cpu = this.#cpu;
+    const dc = cpu.decoded;
+    // Decoding ahead must not flush the slot pool under us (that would recycle the slots we read).
+    if (dc.next + MAX_UNIT_INSNS + 2 >= dc.capacity) return 0;
+    if (this.units.length > MAX_UNITS) this.flush();
+    const started = performance.now();
+    const csBase = cpu.segBase[1];
+    const slots: number[] = [];
+    const eips: number[] = [];
+    let off = offset, at = eip | 0;
+    while (slots.length < MAX_UNIT_INSNS && off < 0x1000) {
+      let slot = map[off];
+      if (slot < 0) break; // another unit starts here: end this one before it
+      if (slot === 0) {
+        try {
+          slot = decode(cpu, (csBase + at) | 0, map, true);
+        } catch (e) {
+          if (e === FAULT) break; // an over-long instruction: the interpreter will raise it
+          throw e;
+        }
+      }
+      if (slot <= 1) break; // crosses into the next page
+      const kind = classify(cpu, slot);
+      if (kind === NOT_TRANSLATED) break;
+      slots.push(slot);
+      eips.push(at);
+      at = (at + dc.len[slot]) | 0;
+      off += dc.len[slot];
+      if (kind === ENDS_UNIT) break;
+    }
+    if (slots.length === 0) {
+      this.stats.refused++;
+      return 0;
+    }
+    eips.push(at);
+    const source = emitUnit(cpu, slots, eips);
+    const id = this.units.length;
+    let fn: UnitFn;
+    try {
+      fn = new Function("cpu", "J", "E", ...HELPER_NAMES, source)(cpu, this, eips, ...HELPER_VALUES);
+    } catch (e) {
+      throw new Error(`translator produced invalid code (${e}):\n${source}`);
+    }
+    this.units.push(fn);
+    this.entrySlot[id] = map[offset];
+    map[offset] = -id;
+    this.stats.units++;
+    this.stats.sourceBytes += source.length;
+    this.stats.compileMs += performance.now() - started;
+    return id;
+  }
+
+  /** Forgets every unit (their map entries go back to the entry slots). */
+  flush(): void {
+    const dc = this.#cpu.decoded;
+    for (const maps of [dc.maps32, dc.maps16]) {
+      for (const m of maps) {
+        if (m === null) continue;
+        for (let i = 0; i < 4096; i++) if (m[i] < 0) m[i] = this.entrySlot[-m[i]];
+      }
+    }
+    this.units = [notAUnit];
+    this.#heat.clear();
+    this.stats.flushes++;
+  }
+
+  /** One line of statistics. */
+  describe(): string {
+    const s = this.stats;
+    const total = this.#cpu.instructionsRetired();
+    const share = total > 0 ? (100 * s.compiledInstructions / total).toFixed(1) : "0.0";
+    return `translator ${this.enabled ? "on" : "off"}: ${s.units} units (${
+      (s.sourceBytes / 1024).toFixed(0)
+    } KiB ` +
+      `of source) in ${s.compileMs.toFixed(0)} ms, ${s.refused} entries refused, ${s.flushes} flushes, ` +
+      `${s.codeInvalidations} code-page invalidations; ${share}% of ${total} instructions ran translated`;
+  }
+}
+
+function notAUnit(): number {
+  return -1;
+}
+
+// ---- Which instructions are translated ----
+
+const NOT_TRANSLATED = 0, CONTINUES = 1, ENDS_UNIT = 2;
+
+/** Whether the instruction in `slot` is translated, and whether it ends the unit (a branch). */
+function classify(cpu: Cpu, slot: number): number {
+  const dc = cpu.decoded;
+  const id = dc.op[slot];
+  const m = dc.modrm[slot];
+  if (m < 0xC0 && (dc.ea[slot] & EA_ADDR16) !== 0 && usesModrmMemory(id)) return NOT_TRANSLATED;
+  if (id >= 0x70 && id <= 0x7F) return ENDS_UNIT;
+  if (id >= 0x180 && id <= 0x18F) return ENDS_UNIT;
+  switch (id) {
+    case 0xC3:
+    case 0xC2:
+    case 0xE8:
+    case 0xE9:
+    case 0xEB:
+      return ENDS_UNIT;
+    case 0xE0:
+    case 0xE1:
+    case 0xE2:
+    case 0xE3:
+      return (dc.ea[slot] & EA_ADDR16) !== 0 ? NOT_TRANSLATED : ENDS_UNIT;
+    case 0xFF: {
+      const op = (m >> 3) & 7;
+      if (op < 2 || op === 6) return CONTINUES;
+      if (op === 2 || op === 4) return ENDS_UNIT;
+      return NOT_TRANSLATED;
+    }
+    case 0xFE:
+      return ((m >> 3) & 7) < 2 ? CONTINUES : NOT_TRANSLATED;
+    case 0x8D: // LEA with a register operand is #UD: the interpreter raises it
+      return m >= 0xC0 ? NOT_TRANSLATED : CONTINUES;
+    case 0xC6:
+    case 0xC7: // only /0 is MOV
+      return (m & 0x38) !== 0 ? NOT_TRANSLATED : CONTINUES;
+    case 0x8F:
+      return CONTINUES;
+    case 0xA4:
+    case 0xA5:
+    case 0xA6:
+    case 0xA7:
+    case 0xAA:
+    case 0xAB:
+    case 0xAC:
+    case 0xAD:
+    case 0xAE:
+    case 0xAF:
+      return CONTINUES;
+  }
+  return SIMPLE[id] === 1 ? CONTINUES : NOT_TRANSLATED;
+}
+
+/** Instructions translated with no special rule (32-bit operand size, or byte forms). */
+const SIMPLE = new Uint8Array(0x400);
+for (let op = 0; op < 0x40; op += 8) for (let f = 0; f < 6; f++) SIMPLE[op + f] = 1; // ALU forms
+for (let op = 0x40; op <= 0x5F; op++) SIMPLE[op] = 1; // INC DEC PUSH POP r32
+for (
+  const op of [
+    0x68,
+    0x6A,
+    0x69,
+    0x6B,
+    0x80,
+    0x81,
+    0x83,
+    0x84,
+    0x85,
+    0x86,
+    0x87,
+    0x88,
+    0x89,
+    0x8A,
+    0x8B,
+    0x90,
+    0x98,
+    0x99,
+    0xA0,
+    0xA1,
+    0xA2,
+    0xA3,
+    0xA8,
+    0xA9,
+    0xC0,
+    0xC1,
+    0xC9,
+    0xD0,
+    0xD1,
+    0xD2,
+    0xD3,
+    0xF6,
+    0xF7,
+    0xF5,
+    0xF8,
+    0xF9,
+    0xFC,
+    0xFD,
+    0x1AF,
+    0x1B6,
+    0x1B7,
+    0x1BE,
+    0x1BF,
+    0x1A3,
+    0x1AB,
+    0x1B3,
+    0x1BB,
+    0x1BA,
+    0x1BC,
+    0x1BD,
+    0x1A4,
+    0x1A5,
+    0x1AC,
+    0x1AD,
+    0x1B0,
+    0x1B1,
+    0x1C0,
+    0x1C1,
+  ]
+) SIMPLE[op] = 1;
+for (let op = 0x91; op <= 0x97; op++) SIMPLE[op] = 1;
+for (let op = 0xB0; op <= 0xBF; op++) SIMPLE[op] = 1;
+for (let op = 0x190; op <= 0x19F; op++) SIMPLE[op] = 1; // SETcc
+for (let op = 0x140; op <= 0x14F; op++) SIMPLE[op] = 1; // CMOVcc
+for (let op = 0x1C8; op <= 0x1CF; op++) SIMPLE[op] = 1; // BSWAP
+
+/** Instructions whose ModRM may name memory (16-bit addressing is left to the interpreter). */
+function usesModrmMemory(id: number): boolean {
+  return !(id >= 0x40 && id <= 0x5F) && !(id >= 0xB0 && id <= 0xBF) && !(id >= 0x1C8 && id <= 0x1CF) &&
+    id !== 0x90 && !(id >= 0x91 && id <= 0x99);
+}
+
+// ---- Code generation ----
+
+/** Byte offsets of AL..BH in the register bytes, for constant folding. */
+const R8 = Array.from(REG8);
+
+/**
+ * The JavaScript body of a unit over `slots` (EIPs in `eips`, one more than slots: the EIP after
+ * the last). Locals: a/e/v/r/t scratch (write32From and push32Inline use a, e, v and r); fa/fb/fr the operands and result of the last flag
+ * producer, for a Jcc fused with it.
+ */
+function emitUnit(cpu: Cpu, slots: number[], eips: number[]): string {
+  const dc = cpu.decoded;
+  const count = slots.length;
+  const start = eips[0];
+  const out: string[] = [];
+  out.push(
+    "const regs = cpu.regs, r16 = cpu.r16, r8 = cpu.r8, cc = cpu.cc, st = cpu.st, segBase = cpu.segBase;",
+    "const ram8 = cpu.ram8, ram32 = cpu.ram32;",
+    "return function unit(n, stopAt) {",
+    `if (n + ${count} > stopAt || !cpu.ss32) return -1;`,
+    "const tlbR = cpu.tlbR, tlbW = cpu.tlbW, ep = J.epoch;",
+    "let a = 0, e = 0, v = 0, r = 0, t = 0, fa = 0, fb = 0, fr = 0, k = 0;",
+    "try {",
+    "for (;;) {",
+    `n += ${count};`,
+  );
+  // What the previous instruction left in fa/fb/fr: "sub" (CMP/SUB 32), "logic" (result in fr).
+  let flagsIn = "";
+  for (let i = 0; i < count; i++) {
+    const slot = slots[i];
+    const id = dc.op[slot];
+    const m = dc.modrm[slot];
+    const imm = dc.imm[slot];
+    const next = eips[i + 1];
+    const last = i === count - 1;
+    const g = (m >> 3) & 7, rm = m & 7;
+    const mem = m < 0xC0;
+    const addr = () => eaExpr(cpu, slot);
+    out.push(`k = ${i};`);
+    let producer = "";
+    // A store that reaches a code page ends the unit after this instruction (checked below).
+    let stores = false;
+    let body = "";
+    if (id < 0x40 && (id & 7) < 6) {
+      const op = (id >> 3) & 7, form = id & 7;
+      if (form === 1 || form === 3 || form === 5) {
+        // 32-bit ALU: inline the commonest (ADD, SUB/CMP, AND/OR/XOR) and call alu() otherwise.
+        const dst = form === 1 ? (mem ? "MEM" : `regs[${rm}]`) : form === 3 ? `regs[${g}]` : "regs[0]";
+        const src = form === 1 ? `regs[${g}]` : form === 3 ? (mem ? "MEM" : `regs[${rm}]`) : `${imm}`;
+        if (form === 1 && mem && op !== 7) {
+          body = `aluEG(cpu, ${slot}, ${op}, 2);`;
+          stores = true;
+        } else {
+          let pre = "";
+          let a1 = dst, b1 = src;
+          if (dst === "MEM" || src === "MEM") {
+            pre = read32Into("v", addr());
+            if (dst === "MEM") a1 = "v";
+            else b1 = "v";
+          }
+          const write = op === 7 ? "" : `${dst} = fr;`;
+          body = pre + aluInline32(op, a1, b1) + write;
+          producer = op === 0
+            ? "add"
+            : op === 5 || op === 7
+            ? "sub"
+            : op === 1 || op === 4 || op === 6
+            ? "logic"
+            : "";
+        }
+      } else if (form === 0) {
+        body = `aluEG(cpu, ${slot}, ${op}, 0);`;
+        stores = mem;
+      } else if (form === 2) {
+        const gi = R8[g];
+        body = `r = alu(cc, ${op}, r8[${gi}], ${mem ? `read8(cpu, ${addr()})` : `r8[${R8[rm]}]`}, 0);` +
+          (op === 7 ? "" : `r8[${gi}] = r;`);
+      } else {
+        body = `r = alu(cc, ${op}, r8[0], ${imm}, 0);` + (op === 7 ? "" : "r8[0] = r;");
+      }
+    } else if (id >= 0x40 && id <= 0x47) {
+      body = `regs[${id & 7}] = inc(cc, regs[${id & 7}], 2);`;
+    } else if (id >= 0x48 && id <= 0x4F) {
+      body = `regs[${id & 7}] = dec(cc, regs[${id & 7}], 2);`;
+    } else if (id >= 0x50 && id <= 0x57) {
+      body = push32Inline(`regs[${id & 7}]`);
+      stores = true;
+    } else if (id >= 0x58 && id <= 0x5F) {
+      body = pop32Inline(`regs[${id & 7}]`);
+    } else if (id === 0x68 || id === 0x6A) {
+      body = push32Inline(`${imm}`);
+      stores = true;
+    } else if (id === 0x69 || id === 0x6B || id === 0x1AF) {
+      const src = mem ? read32Into("v", addr()) : `v = regs[${rm}];`;
+      const b = id === 0x1AF ? `regs[${g}]` : `${imm}`;
+      body = src +
+        `r = Math.imul(v, ${b}); mulFlags(cc, r, mulHighS32(v, ${b}) !== (r >> 31), 2); regs[${g}] = r;`;
+    } else if ((id >= 0x70 && id <= 0x7F) || (id >= 0x180 && id <= 0x18F)) {
+      const target = (next + imm) | 0;
+      body = `if (${condition(id & 0xF, flagsIn)}) {${jumpTo(target, start, count)}}` + exitTo(next);
+    } else if (id === 0x80 || id === 0x81 || id === 0x83) {
+      const size = id === 0x80 ? 0 : 2;
+      const op = g;
+      if (size === 2 && !mem) {
+        body = aluInline32(op, `regs[${rm}]`, `${imm}`) + (op === 7 ? "" : `regs[${rm}] = fr;`);
+        producer = op === 0
+          ? "add"
+          : op === 5 || op === 7
+          ? "sub"
+          : op === 1 || op === 4 || op === 6
+          ? "logic"
+          : "";
+      } else if (size === 2 && op === 7) {
+        body = read32Into("v", addr()) + aluInline32(7, "v", `${imm}`);
+        producer = "sub";
+      } else {
+        body = `aluEI(cpu, ${slot}, ${size}, ${imm});`;
+        stores = mem && op !== 7;
+      }
+    } else if (id === 0x84) {
+      body = `logic(cc, ${mem ? `read8(cpu, ${addr()})` : `r8[${R8[rm]}]`} & r8[${R8[g]}], 0);`;
+    } else if (id === 0x85 || id === 0xA9) {
+      const a1 = id === 0xA9 ? "regs[0]" : mem ? "v" : `regs[${rm}]`;
+      const b1 = id === 0xA9 ? `${imm}` : `regs[${g}]`;
+      body = (id === 0x85 && mem ? read32Into("v", addr()) : "") +
+        `fr = ${a1} & ${b1}; cc[0] = 18; cc[1] = fr;`;
+      producer = "logic";
+    } else if (id === 0xA8) {
+      body = `logic(cc, r8[0] & ${imm}, 0);`;
+    } else if (id === 0x86 || id === 0x87) {
+      body = `xchg(cpu, ${slot}, ${id === 0x86 ? 0 : 2});`;
+      stores = mem;
+    } else if (id === 0x88) {
+      body = mem ? `write8(cpu, ${addr()}, r8[${R8[g]}]);` : `r8[${R8[rm]}] = r8[${R8[g]}];`;
+      stores = mem;
+    } else if (id === 0x89) {
+      body = mem ? write32From(addr(), `regs[${g}]`) : `regs[${rm}] = regs[${g}];`;
+      stores = mem;
+    } else if (id === 0x8A) {
+      body = `r8[${R8[g]}] = ${mem ? `read8(cpu, ${addr()})` : `r8[${R8[rm]}]`};`;
+    } else if (id === 0x8B) {
+      body = mem ? read32Into(`regs[${g}]`, addr()) : `regs[${g}] = regs[${rm}];`;
+    } else if (id === 0x8D) {
+      body = `regs[${g}] = ${eaExpr(cpu, slot, false)};`;
+    } else if (id === 0x8F) {
+      body = `popEv(cpu, ${slot}, 2);`;
+      stores = mem;
+    } else if (id === 0x90) {
+      body = "";
+    } else if (id >= 0x91 && id <= 0x97) {
+      body = `v = regs[0]; regs[0] = regs[${id & 7}]; regs[${id & 7}] = v;`;
+    } else if (id === 0x98) {
+      body = "regs[0] = (regs[0] << 16) >> 16;";
+    } else if (id === 0x99) {
+      body = "regs[2] = regs[0] >> 31;";
+    } else if (id >= 0xA0 && id <= 0xA3) {
+      const a1 = `(segBase[${(dc.ea[slot] >> 12) & 7}] + ${dc.disp[slot]}) | 0`;
+      body = id === 0xA0
+        ? `r8[0] = read8(cpu, ${a1});`
+        : id === 0xA1
+        ? read32Into("regs[0]", a1)
+        : id === 0xA2
+        ? `write8(cpu, ${a1}, r8[0]);`
+        : write32From(a1, "regs[0]");
+      stores = id >= 0xA2;
+    } else if (id >= 0xA4 && id <= 0xAF) {
+      const size = (id & 1) === 0 ? 0 : 2;
+      const fnName = id <= 0xA5
+        ? "movs"
+        : id <= 0xA7
+        ? "cmps"
+        : id <= 0xAB
+        ? "stos"
+        : id <= 0xAD
+        ? "lods"
+        : "scas";
+      body = `${fnName}(cpu, ${slot}, ${size});`;
+      stores = fnName === "movs" || fnName === "stos";
+    } else if (id >= 0xB0 && id <= 0xB7) {
+      body = `r8[${R8[id & 7]}] = ${imm};`;
+    } else if (id >= 0xB8 && id <= 0xBF) {
+      body = `regs[${id & 7}] = ${imm};`;
+    } else if (id === 0xC6 || id === 0xC7) {
+      if (id === 0xC7 && mem) body = write32From(addr(), `${imm}`);
+      else body = `writeRm(cpu, ${slot}, ${m}, ${id === 0xC6 ? 0 : 2}, ${imm});`;
+      stores = mem;
+    } else if (id >= 0xC0 && id <= 0xD3 && id !== 0xC2 && id !== 0xC3 && id !== 0xC9) {
+      const size = (id & 1) === 0 ? 0 : 2;
+      const countExpr = id <= 0xC1 ? `${imm}` : id <= 0xD1 ? "1" : "r8[4]";
+      body = !mem && size === 2
+        ? `regs[${rm}] = shift(cc, ${g}, regs[${rm}], ${countExpr}, 2);`
+        : `shiftE(cpu, ${slot}, ${size}, ${countExpr});`;
+      stores = mem;
+    } else if (id === 0xC3) {
+      body = pop32Inline("v") + "st[0] = v; return n;";
+    } else if (id === 0xC2) {
+      body = `v = peek32(cpu, 0); adjustSp(cpu, ${4 + imm}); st[0] = v; return n;`;
+    } else if (id === 0xC9) {
+      body = `v = read32(cpu, (segBase[2] + regs[5]) | 0); regs[4] = (regs[5] + 4) | 0; regs[5] = v;`;
+    } else if (id === 0xE8) {
+      body = push32Inline(`${next}`) + jumpTo((next + imm) | 0, start, count);
+    } else if (id === 0xE9 || id === 0xEB) {
+      body = jumpTo((next + imm) | 0, start, count);
+    } else if (id >= 0xE0 && id <= 0xE3) {
+      body = `st[0] = loopOp(cpu, ${slot}, ${id}, ${next}); return n;`;
+    } else if (id === 0xF6 || id === 0xF7) {
+      body = `group3(cpu, ${slot}, ${id === 0xF6 ? 0 : 2});`;
+      stores = mem;
+    } else if (id === 0xF5) {
+      body = "setCF(cc, (materialize(cc) & 1) ^ 1);";
+    } else if (id === 0xF8 || id === 0xF9) {
+      body = `setCF(cc, ${id & 1});`;
+    } else if (id === 0xFC) {
+      body = "cc[4] &= ~0x400;";
+    } else if (id === 0xFD) {
+      body = "cc[4] |= 0x400;";
+    } else if (id === 0xFE) {
+      body = `incDecE(cpu, ${slot}, ${m}, 0, ${g});`;
+      stores = mem;
+    } else if (id === 0xFF) {
+      if (g < 2) {
+        body = `incDecE(cpu, ${slot}, ${m}, 2, ${g});`;
+        stores = mem;
+      } else if (g === 2) {
+        body = `t = readRm(cpu, ${slot}, ${m}, 2);` + push32Inline(`${next}`) + "st[0] = t; return n;";
+      } else if (g === 4) {
+        body = `st[0] = readRm(cpu, ${slot}, ${m}, 2); return n;`;
+      } else {
+        body = `t = readRm(cpu, ${slot}, ${m}, 2);` + push32Inline("t");
+        stores = true;
+      }
+    } else if (id === 0x1B6) {
+      body = `regs[${g}] = ${mem ? `read8(cpu, ${addr()})` : `r8[${R8[rm]}]`};`;
+    } else if (id === 0x1B7 || id === 0x1BF) {
+      const src = mem ? `read16(cpu, ${addr()})` : `r16[${rm << 1}]`;
+      body = id === 0x1B7 ? `regs[${g}] = ${src};` : `regs[${g}] = (${src} << 16) >> 16;`;
+    } else if (id === 0x1BE) {
+      body = `regs[${g}] = (${mem ? `read8(cpu, ${addr()})` : `r8[${R8[rm]}]`} << 24) >> 24;`;
+    } else if (id >= 0x190 && id <= 0x19F) {
+      body = `writeRm(cpu, ${slot}, ${m}, 0, ${condition(id & 0xF, flagsIn)} ? 1 : 0);`;
+      stores = mem;
+    } else if (id >= 0x140 && id <= 0x14F) {
+      body = (mem ? read32Into("v", addr()) : `v = regs[${rm}];`) +
+        `if (${condition(id & 0xF, flagsIn)}) regs[${g}] = v;`;
+    } else if (id === 0x1A3 || id === 0x1AB || id === 0x1B3 || id === 0x1BB || id === 0x1BA) {
+      body = `bitTest(cpu, ${slot}, ${id});`;
+      stores = mem && id !== 0x1A3 && !(id === 0x1BA && g === 4);
+    } else if (id === 0x1BC || id === 0x1BD) {
+      body = `v = bitScan(cc, readRm(cpu, ${slot}, ${m}, 2), ${
+        (id & 1) !== 0
+      }, 2); if (v >= 0) regs[${g}] = v;`;
+    } else if (id === 0x1A4 || id === 0x1A5 || id === 0x1AC || id === 0x1AD) {
+      const countExpr = (id & 1) !== 0 ? "r8[4]" : `${imm}`;
+      const left = (id & 0xFF) < 0xA8;
+      if (!mem) {
+        body = `regs[${rm}] = shiftDouble(cc, ${left}, regs[${rm}], regs[${g}], ${countExpr}, 2);`;
+      } else {
+        body = `a = ${addr()}; probeWrite(cpu, a, 4); ` +
+          `write32(cpu, a, shiftDouble(cc, ${left}, read32(cpu, a), regs[${g}], ${countExpr}, 2));`;
+        stores = true;
+      }
+    } else if (id === 0x1B0 || id === 0x1B1) {
+      body = `cmpxchg(cpu, ${slot}, ${id === 0x1B0 ? 0 : 2});`;
+      stores = mem;
+    } else if (id === 0x1C0 || id === 0x1C1) {
+      body = `xadd(cpu, ${slot}, ${id === 0x1C0 ? 0 : 2});`;
+      stores = mem;
+    } else if (id >= 0x1C8 && id <= 0x1CF) {
+      const x = `regs[${id & 7}]`;
+      body = `v = ${x}; ${x} = ((v << 24) | ((v & 0xFF00) << 8) | ((v >>> 8) & 0xFF00) | (v >>> 24)) | 0;`;
+    } else {
+      throw new Error(`translator: no code for dispatch id 0x${id.toString(16)}`);
+    }
+    out.push(body);
+    if (stores && !last) out.push(`if (J.epoch !== ep) { st[0] = ${next}; return n - ${count - i - 1}; }`);
+    flagsIn = producer;
+    if (last && classify(cpu, slot) !== ENDS_UNIT) out.push(exitTo(next));
+  }
+  out.push(
+    "}",
+    "} catch (x) {",
+    `J.faultN = n - ${count} + k; st[0] = E[k]; throw x;`,
+    "}",
+    "};",
+  );
+  return out.join("\n");
+}
+
+/** Leaves the unit with EIP = `target`. */
+function exitTo(target: number): string {
+  return `st[0] = ${target}; return n;`;
+}
+
+/** A jump to `target`: back to the unit's own start while the budget allows, else out. */
+function jumpTo(target: number, start: number, count: number): string {
+  if (target !== start) return exitTo(target);
+  return `if (n + ${count} <= stopAt) continue; st[0] = ${target}; return n;`;
+}
+
+/** The linear address (or with `withSeg` false, the offset) of the slot's memory operand, as an expression. */
+function eaExpr(cpu: Cpu, slot: number, withSeg = true): string {
+  const dc = cpu.decoded;
+  const e = dc.ea[slot];
+  const parts: string[] = [];
+  if (withSeg) parts.push(`segBase[${(e >> 12) & 7}]`);
+  const b = e & 15, i = (e >> 4) & 15, s = (e >> 8) & 3;
+  if (b !== EA_NONE) parts.push(`regs[${b}]`);
+  if (i !== EA_NONE) parts.push(s === 0 ? `regs[${i}]` : `(regs[${i}] << ${s})`);
+  if (dc.disp[slot] !== 0 || parts.length === 0) parts.push(`${dc.disp[slot]}`);
+  return `((${parts.join(" + ")}) | 0)`;
+}
+
+/** `dst = read32(address)`, with the soft-TLB fast path inline (read32's own test). */
+function read32Into(dst: string, address: string): string {
+  return `a = ${address}; e = tlbR[a >>> 12]; ` +
+    `${dst} = e !== -1 && (a & 0xFFF) <= 0xFFC && ((e ^ a) & 3) === 0 ? ram32[(e ^ a) >>> 2] : read32(cpu, a);`;
+}
+
+/** `write32(address, value)`, with the soft-TLB fast path inline (code pages never have a write entry). */
+function write32From(address: string, value: string): string {
+  return `a = ${address}; v = ${value}; e = tlbW[a >>> 12]; ` +
+    `if (e !== -1 && (a & 0xFFF) <= 0xFFC && ((e ^ a) & 3) === 0) ram32[(e ^ a) >>> 2] = v; else write32(cpu, a, v);`;
+}
+
+/** PUSH with a 32-bit stack (units run only when SS.B is set): memory first, then ESP. */
+function push32Inline(value: string): string {
+  return `r = (regs[4] - 4) | 0; ${write32From("(segBase[2] + r) | 0", value)} regs[4] = r;`;
+}
+
+/** POP with a 32-bit stack: the load may fault before ESP changes. POP ESP gets the loaded value. */
+function pop32Inline(dst: string): string {
+  return `${read32Into("r", "(segBase[2] + regs[4]) | 0")} regs[4] = (regs[4] + 4) | 0; ${dst} = r;`;
+}
+
+/** A 32-bit ALU operation `op` on a1, b1 into `fr` with the lazy-flags record (alu.ts's layout). */
+function aluInline32(op: number, a1: string, b1: string): string {
+  switch (op) {
+    case 0:
+      return `fa = ${a1}; fb = ${b1}; fr = (fa + fb) | 0; cc[0] = 2; cc[1] = fr; cc[2] = fa; cc[3] = fb;`;
+    case 5:
+    case 7:
+      return `fa = ${a1}; fb = ${b1}; fr = (fa - fb) | 0; cc[0] = 10; cc[1] = fr; cc[2] = fa; cc[3] = fb;`;
+    case 1:
+    case 4:
+    case 6: {
+      const o = op === 1 ? "|" : op === 4 ? "&" : "^";
+      return `fa = ${a1}; fb = ${b1}; fr = fa ${o} fb; cc[0] = 18; cc[1] = fr; cc[2] = fa; cc[3] = fb;`;
+    }
+    default:
+      return `fr = alu(cc, ${op}, ${a1}, ${b1}, 2);`;
+  }
+}
+
+/** Condition `cond` as an expression: fused with the producer just before it when that is known. */
+function condition(cond: number, producer: string): string {
+  if (producer === "sub") {
+    switch (cond) {
+      case 2:
+        return "(fa >>> 0) < (fb >>> 0)";
+      case 3:
+        return "(fa >>> 0) >= (fb >>> 0)";
+      case 4:
+        return "fr === 0";
+      case 5:
+        return "fr !== 0";
+      case 6:
+        return "(fa >>> 0) <= (fb >>> 0)";
+      case 7:
+        return "(fa >>> 0) > (fb >>> 0)";
+      case 8:
+        return "fr < 0";
+      case 9:
+        return "fr >= 0";
+      case 0xC:
+        return "fa < fb";
+      case 0xD:
+        return "fa >= fb";
+      case 0xE:
+        return "fa <= fb";
+      case 0xF:
+        return "fa > fb";
+    }
+  } else if (producer === "logic") {
+    switch (cond) {
+      case 0:
+      case 2:
+        return "false";
+      case 1:
+      case 3:
+        return "true";
+      case 4:
+      case 6:
+        return "fr === 0";
+      case 5:
+      case 7:
+        return "fr !== 0";
+      case 8:
+      case 0xC:
+        return "fr < 0";
+      case 9:
+      case 0xD:
+        return "fr >= 0";
+      case 0xE:
+        return "fr <= 0";
+      case 0xF:
+        return "fr > 0";
+    }
+  } else if (producer === "add") {
+    switch (cond) {
+      case 4:
+        return "fr === 0";
+      case 5:
+        return "fr !== 0";
+      case 8:
+        return "fr < 0";
+      case 9:
+        return "fr >= 0";
+    }
+  }
+  return `testCondition(cc, ${cond})`;
+}
