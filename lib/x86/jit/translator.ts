@@ -45,8 +45,13 @@ export type UnitFn = (n: number, stopAt: number) => number;
 const MAX_UNIT_INSNS = 64;
 /** Every this many branches the interpreter samples the target. */
 const SAMPLE_EVERY = 16;
-/** Samples of one entry before it is translated (about SAMPLE_EVERY x this many executions). */
-const HOT_SAMPLES = 16;
+/**
+ * Samples of one entry before it is translated (about SAMPLE_EVERY x this many executions). A unit
+ * costs about a millisecond to make (new Function, then V8's tiers) and saves ~10 ns per instruction,
+ * so it pays only after some 10^4-10^5 instructions: at 16 samples a Linux boot made ~10,000 units
+ * and spent longer compiling than it saved.
+ */
+const HOT_SAMPLES = 256;
 /** Entries sampled but not yet hot, kept at most (then forgotten: heat is only a hint). */
 const MAX_HEAT_ENTRIES = 1 << 16;
 /** Units made before every unit is forgotten and numbering restarts (bounds translated-code memory). */
@@ -124,6 +129,8 @@ export class Translator {
   epoch = 0;
   /** Retired count at a fault inside a unit (the interpreter's catch takes it), else -1. */
   faultN = -1;
+  /** Set by a unit as it leaves: the id of the unit at its exit's EIP, to chain to (0: none). */
+  next = 0;
   /** Indexed by unit id (the decode map holds -id): the function and the entry's own slot. */
   units: UnitFn[] = [notAUnit];
   entrySlot: Int32Array = new Int32Array(MAX_UNITS + 1);
@@ -146,7 +153,19 @@ export class Translator {
 
   /** Runs unit `id`; -1 when it does not fit in the budget (the interpreter runs its entry instead). */
   run(id: number, n: number, stopAt: number): number {
-    const m = this.units[id](n, stopAt);
+    const units = this.units;
+    let m = units[id](n, stopAt);
+    // Direct chaining: a unit leaving to a known EIP on its own page names the unit there (if any),
+    // and it runs at once, without a trip through the interpreter's fetch (a trampoline, so chains
+    // of any length use no stack).
+    while (this.next !== 0 && m >= 0) {
+      const next = this.next;
+      this.next = 0;
+      const m2 = units[next](m, stopAt);
+      if (m2 < 0) break;
+      m = m2;
+    }
+    this.next = 0;
     if (m > n) this.stats.compiledInstructions += m - n;
     return m;
   }
@@ -227,11 +246,17 @@ export class Translator {
       return 0;
     }
     eips.push(at);
-    const source = emitUnit(cpu, slots, eips);
+    const source = emitUnit(cpu, slots, eips, offset);
     const id = this.units.length;
     let fn: UnitFn;
     try {
-      fn = new Function("cpu", "J", "E", ...HELPER_NAMES, source)(cpu, this, eips, ...HELPER_VALUES);
+      fn = new Function("cpu", "J", "E", "M", ...HELPER_NAMES, source)(
+        cpu,
+        this,
+        eips,
+        map,
+        ...HELPER_VALUES,
+      );
     } catch (e) {
       throw new Error(`translator produced invalid code (${e}):\n${source}`);
     }
@@ -417,10 +442,21 @@ const R8 = Array.from(REG8);
  * the last). Locals: a/e/v/r/t scratch (write32From and push32Inline use a, e, v and r); fa/fb/fr the operands and result of the last flag
  * producer, for a Jcc fused with it.
  */
-function emitUnit(cpu: Cpu, slots: number[], eips: number[]): string {
+function emitUnit(cpu: Cpu, slots: number[], eips: number[], offset: number): string {
   const dc = cpu.decoded;
   const count = slots.length;
   const start = eips[0];
+  /** Leaves with EIP = `target`, naming the unit there for chaining when it is on this page. */
+  const exitTo = (target: number): string => {
+    const off = offset + ((target - start) | 0);
+    if (off < 0 || off >= 0x1000) return `st[0] = ${target}; return n;`;
+    return `e = M[${off}]; if (e < 0) J.next = -e; st[0] = ${target}; return n;`;
+  };
+  /** A jump to `target`: back to the unit's own start while the budget allows, else out. */
+  const jumpTo = (target: number): string => {
+    if (target !== start) return exitTo(target);
+    return `if (n + ${count} <= stopAt) continue; st[0] = ${target}; return n;`;
+  };
   const out: string[] = [];
   out.push(
     "const regs = cpu.regs, r16 = cpu.r16, r8 = cpu.r8, cc = cpu.cc, st = cpu.st, segBase = cpu.segBase;",
@@ -506,7 +542,7 @@ function emitUnit(cpu: Cpu, slots: number[], eips: number[]): string {
         `r = Math.imul(v, ${b}); mulFlags(cc, r, mulHighS32(v, ${b}) !== (r >> 31), 2); regs[${g}] = r;`;
     } else if ((id >= 0x70 && id <= 0x7F) || (id >= 0x180 && id <= 0x18F)) {
       const target = (next + imm) | 0;
-      body = `if (${condition(id & 0xF, flagsIn)}) {${jumpTo(target, start, count)}}` + exitTo(next);
+      body = `if (${condition(id & 0xF, flagsIn)}) {${jumpTo(target)}}` + exitTo(next);
     } else if (id === 0x80 || id === 0x81 || id === 0x83) {
       const size = id === 0x80 ? 0 : 2;
       const op = g;
@@ -607,9 +643,9 @@ function emitUnit(cpu: Cpu, slots: number[], eips: number[]): string {
     } else if (id === 0xC9) {
       body = `v = read32(cpu, (segBase[2] + regs[5]) | 0); regs[4] = (regs[5] + 4) | 0; regs[5] = v;`;
     } else if (id === 0xE8) {
-      body = push32Inline(`${next}`) + jumpTo((next + imm) | 0, start, count);
+      body = push32Inline(`${next}`) + jumpTo((next + imm) | 0);
     } else if (id === 0xE9 || id === 0xEB) {
-      body = jumpTo((next + imm) | 0, start, count);
+      body = jumpTo((next + imm) | 0);
     } else if (id >= 0xE0 && id <= 0xE3) {
       body = `st[0] = loopOp(cpu, ${slot}, ${id}, ${next}); return n;`;
     } else if (id === 0xF6 || id === 0xF7) {
@@ -693,17 +729,6 @@ function emitUnit(cpu: Cpu, slots: number[], eips: number[]): string {
     "};",
   );
   return out.join("\n");
-}
-
-/** Leaves the unit with EIP = `target`. */
-function exitTo(target: number): string {
-  return `st[0] = ${target}; return n;`;
-}
-
-/** A jump to `target`: back to the unit's own start while the budget allows, else out. */
-function jumpTo(target: number, start: number, count: number): string {
-  if (target !== start) return exitTo(target);
-  return `if (n + ${count} <= stopAt) continue; st[0] = ${target}; return n;`;
 }
 
 /** The linear address (or with `withSeg` false, the offset) of the slot's memory operand, as an expression. */

@@ -1,0 +1,186 @@
+/**
+ * CPU benchmark on the reference guest (issue #10): boots it with a fixed workload, md5 of 16 MiB of
+ * zeros, then a busybox shell loop of 100,000 iterations, and prints for each part the wall time,
+ * the guest instructions (from the guest's /proc/uptime under --deterministic, where time is
+ * instructions x 10 ns) and MIPS, plus the time to the userspace marker and the translator's
+ * statistics. Runs the translator and the pure interpreter (--no-jit) in the same sitting and
+ * prints the ratio; with QEMU installed (qemu-system-i386) it runs the same guest there too.
+ * `--idle` also measures the host CPU an idle guest at its shell costs (10 s of /proc/PID/stat).
+ * Usage: deno run -A tools/bench_jit.ts [--runs=N] [--idle] [--no-qemu]
+ */
+import { ensureGuest } from "./fetch_guest.ts";
+
+const runs = Number(Deno.args.find((a) => a.startsWith("--runs="))?.slice(7) ?? 1);
+const g = await ensureGuest();
+const kernel = g.vmlinux ?? g.kernel;
+const KERNEL_ARGS = ["console=ttyS0", "cryptomgr.notests=1", "noisapnp", "quiet"];
+const WORKLOAD = [
+  "echo M0 $(cut -d' ' -f1 /proc/uptime)",
+  "dd if=/dev/zero bs=1048576 count=16 2>/dev/null | md5sum",
+  "echo M1 $(cut -d' ' -f1 /proc/uptime)",
+  "i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done",
+  "echo M2 $(cut -d' ' -f1 /proc/uptime)",
+].join("; ");
+
+interface Part {
+  wallS: number;
+  guestInstructions: number;
+}
+interface Result {
+  bootS: number;
+  md5: Part;
+  loop: Part;
+  stats: string;
+}
+
+/** Runs `cmd` with the workload and records when each marker appears. */
+async function runGuest(cmd: string, args: string[], deterministic: boolean): Promise<Result> {
+  const t0 = performance.now();
+  const child = new Deno.Command(cmd, { args, stdin: "null", stdout: "piped", stderr: "piped" }).spawn();
+  const seen = new Map<string, { wall: number; uptime: number }>();
+  let bootS = NaN;
+  let out = "", err = "";
+  const decoder = new TextDecoder();
+  const readOut = (async () => {
+    for await (const chunk of child.stdout) {
+      out += decoder.decode(chunk, { stream: true });
+      if (Number.isNaN(bootS) && out.includes("LGUEST-TS-READY")) bootS = (performance.now() - t0) / 1000;
+      for (const m of out.matchAll(/M(\d) ([\d.]+)/g)) {
+        if (!seen.has(m[1])) seen.set(m[1], { wall: performance.now(), uptime: Number(m[2]) });
+      }
+    }
+  })();
+  const readErr = (async () => {
+    for await (const chunk of child.stderr) err += decoder.decode(chunk, { stream: true });
+  })();
+  await child.status;
+  await Promise.all([readOut, readErr]);
+  const part = (a: string, b: string): Part => {
+    const x = seen.get(a), y = seen.get(b);
+    if (!x || !y) throw new Error(`marker M${a}/M${b} missing; console tail:\n${out.slice(-1500)}\n${err}`);
+    return {
+      wallS: (y.wall - x.wall) / 1000,
+      guestInstructions: deterministic ? (y.uptime - x.uptime) * 1e8 : NaN,
+    };
+  };
+  const stats = err.match(/translator .*/)?.[0] ?? "";
+  return { bootS, md5: part("0", "1"), loop: part("1", "2"), stats };
+}
+
+function lguest(extra: string[]): Promise<Result> {
+  const main = new URL("../main.ts", import.meta.url).pathname;
+  return runGuest(Deno.execPath(), [
+    "run",
+    "-A",
+    main,
+    "--verbose",
+    "--deterministic",
+    ...extra,
+    `--initrd=${g.initrd}`,
+    "256",
+    kernel,
+    ...KERNEL_ARGS,
+    `lguest_run="${WORKLOAD}"`,
+  ], true);
+}
+
+function mips(p: Part): string {
+  return Number.isNaN(p.guestInstructions) ? "-" : (p.guestInstructions / p.wallS / 1e6).toFixed(0);
+}
+
+function line(name: string, r: Result): string {
+  return `${name.padEnd(16)} boot ${r.bootS.toFixed(1).padStart(5)} s | md5 ${
+    r.md5.wallS.toFixed(2).padStart(6)
+  } s ` +
+    `(${(r.md5.guestInstructions / 1e6).toFixed(0)} M insns, ${mips(r.md5)} MIPS) | loop ${
+      r.loop.wallS.toFixed(2).padStart(6)
+    } s (${(r.loop.guestInstructions / 1e6).toFixed(0)} M insns, ${mips(r.loop)} MIPS)`;
+}
+
+for (let i = 0; i < runs; i++) {
+  const jit = await lguest([]);
+  const interp = await lguest(["--no-jit"]);
+  console.log(line("translator", jit));
+  console.log(`  ${jit.stats}`);
+  console.log(line("interpreter", interp));
+  console.log(
+    `  ratio (interpreter time / translator time): boot ${(interp.bootS / jit.bootS).toFixed(2)}x, md5 ${
+      (interp.md5.wallS / jit.md5.wallS).toFixed(2)
+    }x, loop ${(interp.loop.wallS / jit.loop.wallS).toFixed(2)}x`,
+  );
+  if (!Deno.args.includes("--no-qemu") && await hasCommand("qemu-system-i386")) {
+    const q = await runGuest("qemu-system-i386", [
+      "-m",
+      "256",
+      "-nographic",
+      "-no-reboot",
+      "-kernel",
+      g.kernel,
+      "-initrd",
+      g.initrd,
+      "-append",
+      `${KERNEL_ARGS.join(" ")} lguest_run="${WORKLOAD}"`,
+    ], false);
+    console.log(
+      `qemu TCG         boot ${q.bootS.toFixed(1)} s | md5 ${q.md5.wallS.toFixed(2)} s | loop ${
+        q.loop.wallS.toFixed(2)
+      } s`,
+    );
+    console.log(
+      `  lguest.ts translator / QEMU time: boot ${(jit.bootS / q.bootS).toFixed(2)}x, md5 ${
+        (jit.md5.wallS / q.md5.wallS).toFixed(2)
+      }x, loop ${(jit.loop.wallS / q.loop.wallS).toFixed(2)}x`,
+    );
+  }
+}
+
+if (Deno.args.includes("--idle")) {
+  for (const extra of [[], ["--no-jit"]]) {
+    console.log(`idle at the shell ${extra.join(" ") || "(translator)"}: ${await idleCost(extra)}`);
+  }
+}
+
+async function hasCommand(name: string): Promise<boolean> {
+  try {
+    const s = await new Deno.Command("sh", { args: ["-c", `command -v ${name}`], stdout: "null" }).output();
+    return s.success;
+  } catch {
+    return false;
+  }
+}
+
+/** Host CPU share of a guest idling at its shell (host clock, as a user runs it), over 10 s. */
+async function idleCost(extra: string[]): Promise<string> {
+  const main = new URL("../main.ts", import.meta.url).pathname;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", main, ...extra, `--initrd=${g.initrd}`, "256", kernel, ...KERNEL_ARGS],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const decoder = new TextDecoder();
+  let out = "";
+  const reader = child.stdout.getReader();
+  while (!out.includes("/ # ")) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    out += decoder.decode(value, { stream: true });
+  }
+  const drain = (async () => {
+    while (!(await reader.read()).done) { /* keep the pipe empty */ }
+  })();
+  await new Promise((r) => setTimeout(r, 3000)); // let the boot's last work finish
+  const ticks = () => {
+    const f = Deno.readTextFileSync(`/proc/${child.pid}/stat`).split(") ")[1].split(" ");
+    return Number(f[11]) + Number(f[12]); // utime + stime, in clock ticks (100 Hz)
+  };
+  const t0 = performance.now(), c0 = ticks();
+  await new Promise((r) => setTimeout(r, 10_000));
+  const c1 = ticks(), t1 = performance.now();
+  const w = child.stdin.getWriter();
+  await w.write(new TextEncoder().encode("poweroff -f\n"));
+  await w.close().catch(() => {});
+  await child.status;
+  await drain;
+  return `${((c1 - c0) * 10 / (t1 - t0) * 100).toFixed(1)}% of one core`;
+}
