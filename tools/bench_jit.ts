@@ -6,19 +6,28 @@
  * statistics. Runs the translator and the pure interpreter (--no-jit) in the same sitting and
  * prints the ratio; with QEMU installed (qemu-system-i386) it runs the same guest there too.
  * `--idle` also measures the host CPU an idle guest at its shell costs (10 s of /proc/PID/stat).
- * Usage: deno run -A tools/bench_jit.ts [--runs=N] [--idle] [--no-qemu]
+ * The translator and interpreter guests run at the same time (each gets the same share of a loaded
+ * host; on a quiet 2-core host each has a core); --sequential runs them one after the other.
+ * Usage: deno run -A tools/bench_jit.ts [--runs=N] [--md5-mib=16] [--loop=100000] [--sequential]
+ *        [--idle] [--no-qemu]
  */
 import { ensureGuest } from "./fetch_guest.ts";
 
-const runs = Number(Deno.args.find((a) => a.startsWith("--runs="))?.slice(7) ?? 1);
+function numberArg(name: string, fallback: number): number {
+  const a = Deno.args.find((x) => x.startsWith(`--${name}=`));
+  return a === undefined ? fallback : Number(a.slice(name.length + 3));
+}
+const runs = numberArg("runs", 1);
+const md5Mib = numberArg("md5-mib", 16);
+const loopIterations = numberArg("loop", 100_000);
 const g = await ensureGuest();
 const kernel = g.vmlinux ?? g.kernel;
 const KERNEL_ARGS = ["console=ttyS0", "cryptomgr.notests=1", "noisapnp", "quiet"];
 const WORKLOAD = [
   "echo M0 $(cut -d' ' -f1 /proc/uptime)",
-  "dd if=/dev/zero bs=1048576 count=16 2>/dev/null | md5sum",
+  `dd if=/dev/zero bs=1048576 count=${md5Mib} 2>/dev/null | md5sum`,
   "echo M1 $(cut -d' ' -f1 /proc/uptime)",
-  "i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done",
+  `i=0; while [ $i -lt ${loopIterations} ]; do i=$((i+1)); done`,
   "echo M2 $(cut -d' ' -f1 /proc/uptime)",
 ].join("; ");
 
@@ -97,9 +106,11 @@ function line(name: string, r: Result): string {
     } s (${(r.loop.guestInstructions / 1e6).toFixed(0)} M insns, ${mips(r.loop)} MIPS)`;
 }
 
+console.log(`workload: md5 of ${md5Mib} MiB of zeros, a shell loop of ${loopIterations} iterations`);
 for (let i = 0; i < runs; i++) {
-  const jit = await lguest([]);
-  const interp = await lguest(["--no-jit"]);
+  const [jit, interp] = Deno.args.includes("--sequential")
+    ? [await lguest([]), await lguest(["--no-jit"])]
+    : await Promise.all([lguest([]), lguest(["--no-jit"])]);
   console.log(line("translator", jit));
   console.log(`  ${jit.stats}`);
   console.log(line("interpreter", interp));

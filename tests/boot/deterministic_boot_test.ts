@@ -13,7 +13,8 @@ import { withGuest } from "./guest_process.ts";
 const ignore = guest === undefined;
 if (ignore) console.warn(`deterministic boot tests skipped: ${skipReason}`);
 
-const BOOT_TIMEOUT_MS = 600_000;
+/** Generous: three boots share the host, which may be loaded (no timing is asserted). */
+const BOOT_TIMEOUT_MS = 2_400_000;
 /** debian_boot_test.ts's fast kernel arguments (not imported: that would register its tests here). */
 const FAST_ARGS = ["console=ttyS0", "cryptomgr.notests=1", "noisapnp"];
 

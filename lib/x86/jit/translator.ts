@@ -225,6 +225,9 @@ export class Translator {
       let slot = map[off];
       if (slot < 0) break; // another unit starts here: end this one before it
       if (slot === 0) {
+        // Decoding near the page end could fetch from the next page: a page walk there (A bits, or
+        // CR2 on a #PF) would be a side effect the interpreter does not have. Leave those to it.
+        if (off > 0x1000 - 16) break;
         try {
           slot = decode(cpu, (csBase + at) | 0, map, true);
         } catch (e) {
