@@ -314,6 +314,17 @@ Deno.test("parseBlock reads ,ro and ,rw as options and refuses unknown ones inst
   assertThrows(() => parseBlock("data,1.img"), LaunchError, `Invalid disk option "1.img"`);
   assertThrows(() => parseBlock("disk.img,ro,rw"), LaunchError, "both ro and rw");
   assertThrows(() => parseBlock(",ro"), LaunchError, "needs a file name");
+
+Deno.test("parseCommandLine takes --rtc-base (a UTC date, optionally with a time) and --no-jit (issue #10)", () => {
+  const o = parse("--rtc-base=2024-02-29T12:30:05", "--no-jit", "64", "vmlinux");
+  assertEquals(o.rtcBaseMs, Date.UTC(2024, 1, 29, 12, 30, 5));
+  assertEquals(o.noJit, true);
+  assertEquals(parse("--rtc-base=2030-01-02", "64", "vmlinux").rtcBaseMs, Date.UTC(2030, 0, 2));
+  assertEquals(parse("64", "vmlinux").rtcBaseMs, undefined);
+  assertEquals(parse("64", "vmlinux").noJit, false);
+  for (const bad of ["2023-02-29", "yesterday", "2024-13-01", "2024-01-01T25:00", "1969-12-31"]) {
+    assert(parseError(`--rtc-base=${bad}`, "64", "vmlinux").includes("--rtc-base"), bad);
+  }
 });
 
 Deno.test("parseBlock reads snapshot and overlay=FILE, and refuses combinations that cannot mean anything", () => {
