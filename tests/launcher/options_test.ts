@@ -314,6 +314,7 @@ Deno.test("parseBlock reads ,ro and ,rw as options and refuses unknown ones inst
   assertThrows(() => parseBlock("data,1.img"), LaunchError, `Invalid disk option "1.img"`);
   assertThrows(() => parseBlock("disk.img,ro,rw"), LaunchError, "both ro and rw");
   assertThrows(() => parseBlock(",ro"), LaunchError, "needs a file name");
+});
 
 Deno.test("parseCommandLine takes --rtc-base (a UTC date, optionally with a time) and --no-jit (issue #10)", () => {
   const o = parse("--rtc-base=2024-02-29T12:30:05", "--no-jit", "64", "vmlinux");
