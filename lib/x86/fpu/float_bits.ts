@@ -1,7 +1,7 @@
 /**
  * Bit-level views of the formats the x87 moves between memory and its registers: binary32, binary64
- * and 80-bit double extended (SDM Vol 1 §4.2.2, §4.8.3). The FPU's registers are binary64 (see
- * fpu.ts), so extended values are rounded on the way in and exact on the way out. One shared scratch
+ * and 80-bit double extended (SDM Vol 1 §4.2.2, §4.8.3): the FPU widens m64fp operands with
+ * `toFloat80` and shows registers as numbers (`Fpu.st`) with `fromFloat80`. One shared scratch
  * buffer does all reinterpretation; nothing allocates. NaN payloads travel only as integer words:
  * V8 canonicalises NaNs stored in object fields and plain arrays, and Maglev-compiled code quiets
  * signaling NaNs stored into a Float64Array, so a NaN held as a JS number has lost its identity.

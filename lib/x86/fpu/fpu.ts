@@ -1,44 +1,37 @@
 /**
- * The x87 FPU (SDM Vol 1 ch. 8; Vol 2 pages for D8-DF): eight stack registers, control, status and
- * tag words, the last-instruction pointers, the FSAVE/FSTENV and FXSAVE images. The CPU decodes
- * ModRM and the effective address and calls `Fpu.execute`. Registers are binary64, not 80-bit: the
- * differences, and the CPU's side of the contract, are listed on the class.
+ * The x87 FPU (SDM Vol 1 ch. 8; Vol 2 pages for D8-DF): eight 80-bit stack registers, control,
+ * status and tag words, the last-instruction pointers, the FSAVE/FSTENV and FXSAVE images. The CPU
+ * decodes ModRM and the effective address and calls `Fpu.execute`. Arithmetic is in
+ * extended_arith.ts, transcendentals in extended_math.ts; what differs from hardware is listed on
+ * the class.
  */
 
 import type { FpuHost } from "./fpu_host.ts";
 import {
   doubleBitsOut,
-  exponentOf,
-  float32Bits,
-  float32NaNBits,
-  float32NaNToDoubleBits,
-  float32Step,
-  float32ToDouble,
+  doubleFromBits,
+  doubleHi,
+  doubleLo,
   float80Out,
   fromFloat80,
-  INDEFINITE_HI,
-  isDoubleDenormalBits,
-  isFloat32Denormal,
-  isFloat32NaN,
-  isSignalingBits,
-  largerNaNIsFirst,
-  MIN_NORMAL,
-  nextDown,
-  nextUp,
-  pow2,
-  scaled,
-  signBit,
   toFloat80,
 } from "./float_bits.ts";
 import {
-  addError,
-  divErrorSign,
-  mulErrorSign,
-  roundTo24Bits,
-  roundToIntegral,
-  sqrtErrorSign,
-} from "./exact_rounding.ts";
-import { fromPackedBcd, packedBcdOut, toPackedBcd } from "./packed_bcd.ts";
+  addExt,
+  divExt,
+  extOut,
+  FMT_EXT,
+  FMT_F32,
+  FMT_F64,
+  intFlags,
+  mulExt,
+  packInteger,
+  R_C1,
+  roundPack,
+  roundToInteger,
+  sqrtExt,
+} from "./extended_arith.ts";
+import { fromPackedBcd, toPackedBcd } from "./packed_bcd.ts";
 
 /** `execute` results. */
 export const FPU_DONE = 0;
@@ -58,27 +51,31 @@ const EXCEPTION_FLAGS = 0x3F;
 const CC_ALL = C0 | C1 | C2 | C3;
 // EFLAGS bits read by FCMOVcc and written by FCOMI.
 const CF = 0x01, PF = 0x04, ZF = 0x40;
-/** Largest finite binary64. */
-const MAX_DOUBLE = 1.7976931348623157e308;
 /** Comparison outcomes, indexing the tables below. */
 const GREATER = 0, LESS = 1, EQUAL = 2, UNORDERED = 3;
 const CC_OF_RELATION = [0, C0, C3, C3 | C2 | C0];
 const EFLAGS_OF_RELATION = [0, CF, ZF, ZF | PF | CF];
 
+// Operand classes, from the encoding (SDM Vol 1 §8.2.2, Table 8-3).
+const NORMAL = 0, ZERO = 1, DENORMAL = 2, INFINITE = 3, NAN = 4, UNSUPPORTED = 5;
+
 /**
- * The constants of FLD1 ... FLDZ (D9 E8-EE) as the nearest binary64, and where the true value lies
- * relative to it (+1 above, -1 below, 0 exact), so each can be rounded per RC. Index = modrm - 0xE8.
+ * FLD1, FLDL2T, FLDL2E, FLDPI, FLDLG2, FLDLN2, FLDZ (D9 E8-EE): the significand to 64 bits rounded
+ * toward zero, the biased exponent, and where the rest of the true value lies (1: above half an
+ * ulp, -1: below, 0: exact), so each rounds per RC as on hardware.
  */
-const CONSTANTS = new Float64Array([
-  1,
-  3.321928094887362,
-  1.4426950408889634,
-  Math.PI,
-  0.3010299956639812,
-  Math.LN2,
+const CONSTANT_HI = new Uint32Array([
+  0x80000000,
+  0xD49A784B,
+  0xB8AA3B29,
+  0xC90FDAA2,
+  0x9A209A84,
+  0xB17217F7,
   0,
 ]);
-const CONSTANT_ERR = new Int8Array([0, 1, 1, 1, -1, 1, 0]);
+const CONSTANT_LO = new Uint32Array([0, 0xCD1B8AFE, 0x5C17F0BB, 0x2168C234, 0xFBCFF798, 0xD1CF79AB, 0]);
+const CONSTANT_EXP = new Uint16Array([0x3FFF, 0x4000, 0x3FFF, 0x4000, 0x3FFD, 0x3FFE, 0]);
+const CONSTANT_REST = new Int8Array([0, -1, 1, 1, 1, 1, 0]);
 
 /** True unless opcode/modrm is a non-waiting control instruction (FNINIT, FNCLEX, FNSTCW, FNSTSW, FNSTENV, FNSAVE, FNENI/FNDISI/FNSETPM). */
 export function fpuInstructionWaits(opcode: number, modrm: number): boolean {
@@ -90,34 +87,25 @@ export function fpuInstructionWaits(opcode: number, modrm: number): boolean {
   return !((op === 3 && modrm >= 0xE0 && modrm <= 0xE4) || (op === 7 && modrm === 0xE0));
 }
 
-/** Value slots beyond the eight registers: the memory operand, and a staged NaN result. */
-const MEM = 8, RES = 9;
+/** Value slots beyond the eight registers: the memory operand, two staged results, scratch. */
+const MEM = 8, RES = 9, RES2 = 10, TMP = 11, SLOTS = 12;
 
 /**
  * One x87 FPU, checked instruction by instruction against the host's x87 (tests/x86/fpu/).
  *
- * Where binary64 registers differ from the 80-bit hardware:
- * - 53-bit significands: precision control "extended" (the FNINIT default) computes like "double";
- *   "double" is exact, and "single" is exact for + - * / sqrt. Rounding control is honoured wherever
- *   a result is rounded (arithmetic, FSQRT, FSCALE, FRNDINT, FIST, FBSTP, stores, constants).
- * - binary64 exponent range: results beyond it overflow or underflow at the operation (#O/#U are
- *   raised there, not at a later store to m64) and tininess is judged at 2^-1022. m80 loads beyond
- *   the range become infinities or zeros; m80, m64int and m80bcd values with more than 53
- *   significant bits, and the constants of FLDPI etc., are rounded silently on load (no #P).
- *   Stores of every format are exact where the value fits the format, as on hardware.
- * - Unmasked #O/#U with a register destination deliver the masked result where hardware would
- *   deliver it with its exponent biased by 24576; ES is still set, so #MF follows.
- * - Transcendentals use Math.* (about 1 ulp, exact argument reduction where hardware uses a 66-bit
- *   pi); #P is set for every inexact-by-nature result and C1 is cleared. Out of their domain,
- *   F2XM1 returns its operand (as AMD does) and FYL2XP1 below -1 raises #I.
- * - #D (denormal operand) comes only from m32fp/m64fp operands: a binary64 subnormal is a normal
- *   number in the 80-bit format, as after a hardware load. An unmasked #D does not stop FLD.
- * - m80 loads of unsupported encodings (pseudo-NaN, pseudo-infinity, unnormal) give the indefinite
- *   without #I; hardware keeps the encoding and raises #I when it is used.
- * FPREM/FPREM1 are exact, partial remainders included (reduction by 2^(D-N), N = 32 + D mod 32, as
- * on the host and in Bochs). FOP, FIP and FDP are recorded for every non-control instruction (no
- * FOP/FDP deprecation). D9 D8+i is FSTPNCE (AMD: FSTP without the underflow check); the other
- * undocumented aliases behave as their documented twins. FISTTP (SSE3) raises #UD.
+ * Registers hold 80-bit values bit for bit (64-bit significand with explicit integer bit, 15-bit
+ * exponent): arithmetic, conversions, compares, FSQRT, FSCALE, FRNDINT, FXTRACT and FPREM/FPREM1
+ * are exact or rounded once per PC and RC, denormals and unsupported encodings (pseudo-NaN,
+ * pseudo-infinity, unnormal: #I) included, unmasked #O/#U delivering the exponent wrapped by 24576.
+ * - Transcendentals are computed in higher precision (extended_math.ts) and rounded once; hardware
+ *   is documented to within 1 ulp and reduces trigonometric arguments with a 66-bit pi, so results
+ *   may differ from a given CPU by an ulp (and more for large arguments). #P is set and C1 follows
+ *   the rounding. Out of their domain, F2XM1 returns its operand (as AMD does) and FYL2XP1 below -1
+ *   raises #I.
+ * - FPREM/FPREM1 reduce by 2^(D-N), N = 32 + D mod 32, for partial remainders, as on the host.
+ * - FOP, FIP and FDP are recorded for every non-control instruction (no FOP/FDP deprecation). D9
+ *   D8+i is FSTPNCE (AMD: FSTP without the underflow check); the other undocumented aliases behave
+ *   as their documented twins. FISTTP (SSE3) raises #UD unless `sse3` is set.
  *
  * The CPU's side of the contract:
  * - #NM (CR0.EM, CR0.TS) is the CPU's: check it before `execute`, `fxsave` and `fxrstor`.
@@ -143,20 +131,23 @@ export class Fpu {
   mxcsr = 0x1F80;
   /** Set by the CPU in real and virtual-8086 mode: FSTENV/FSAVE/FLDENV/FRSTOR use the real-mode layouts. */
   realModeFormat = false;
+  /** FISTTP (DF /1, DB /1, DD /1) executes; off, as on a CPU without SSE3 (CPUID says none). */
+  sse3 = false;
 
   readonly #host: FpuHost;
   /**
    * Value slots: 0-7 the physical registers R0-R7 (ST(i) is R((top + i) & 7)), MEM the current
-   * memory operand, RES a NaN result being staged. `#w` aliases them as [low, high] words. NaNs are
-   * only ever written through `#w` (see float_bits.ts): a NaN handed to #set/#push as a number is a
-   * placeholder for the words staged in RES.
+   * memory operand, RES/RES2 results being staged, TMP scratch. Each is an 80-bit image:
+   * significand words [low, high] in #sig, sign << 15 | biased exponent in #se.
    */
-  readonly #f = new Float64Array(10);
-  readonly #w = new Uint32Array(this.#f.buffer);
+  readonly #sig = new Uint32Array(2 * SLOTS);
+  readonly #se = new Uint16Array(SLOTS);
+  /** Unpacked operands for the arithmetic: [sign, exponent, significand high, low] twice. */
+  readonly #u = new Float64Array(8);
   /** 1 where the physical register's tag is "empty". Other tags are derived from the value. */
   readonly #empty = new Uint8Array(8);
   /** Scratch for FRSTOR/FXRSTOR, which must read everything before changing anything. */
-  readonly #loadWords = new Uint32Array(16);
+  readonly #loadWords = new Uint32Array(24);
   readonly #loadEnv = new Int32Array(8);
   #top = 0;
   #cw = 0x037F;
@@ -209,15 +200,15 @@ export class Fpu {
     return tw;
   }
 
-  /** ST(i)'s value (meaningless when empty; a NaN's payload is not preserved through a number). */
+  /** ST(i)'s value rounded to the nearest binary64 (meaningless when empty; for tests and debuggers). */
   st(i: number): number {
-    return this.#f[(this.#top + i) & 7];
+    return this.#toDouble((this.#top + i) & 7);
   }
 
-  /** ST(i) as binary64 words [high, low], NaN payloads included (allocates: for tests and debuggers). */
-  stBits(i: number): [number, number] {
+  /** ST(i)'s 80-bit image as [sign << 15 | exponent, significand high, low] (allocates: tests, debuggers). */
+  stBits(i: number): [number, number, number] {
     const p = (this.#top + i) & 7;
-    return [this.#w[2 * p + 1], this.#w[2 * p]];
+    return [this.#se[p], this.#sig[2 * p + 1], this.#sig[2 * p]];
   }
 
   /** True when ST(i) is tagged empty. */
@@ -318,7 +309,7 @@ export class Fpu {
             return FPU_INVALID_OPCODE;
         }
       case 2: // DA: m32int arithmetic
-        this.#f[MEM] = h.readU32(addr) | 0;
+        this.#loadInt32(MEM, h.readU32(addr) | 0);
         this.#arithMemory(reg);
         return FPU_DONE;
       case 3:
@@ -328,7 +319,7 @@ export class Fpu {
             return FPU_DONE;
           case 2:
           case 3:
-            this.#fistp(addr, 4, reg === 3);
+            this.#fistp(addr, 4, reg === 3, false);
             return FPU_DONE;
           case 5:
             this.#fldF80(addr);
@@ -336,7 +327,11 @@ export class Fpu {
           case 7:
             this.#fstpF80(addr);
             return FPU_DONE;
-          default: // 1: FISTTP (SSE3); 4, 6: reserved
+          case 1:
+            if (!this.sse3) return FPU_INVALID_OPCODE;
+            this.#fistp(addr, 4, true, true);
+            return FPU_DONE;
+          default: // 4, 6: reserved
             return FPU_INVALID_OPCODE;
         }
       case 4: // DC: m64fp arithmetic
@@ -364,11 +359,15 @@ export class Fpu {
           case 7:
             h.writeU16(addr, this.statusWord());
             return FPU_DONE;
-          default: // 1: FISTTP (SSE3); 5: reserved
+          case 1:
+            if (!this.sse3) return FPU_INVALID_OPCODE;
+            this.#fistp(addr, 8, true, true);
+            return FPU_DONE;
+          default: // 5: reserved
             return FPU_INVALID_OPCODE;
         }
       case 6: // DE: m16int arithmetic
-        this.#f[MEM] = (h.readU16(addr) << 16) >> 16;
+        this.#loadInt32(MEM, (h.readU16(addr) << 16) >> 16);
         this.#arithMemory(reg);
         return FPU_DONE;
       default:
@@ -378,25 +377,30 @@ export class Fpu {
             return FPU_DONE;
           case 2:
           case 3:
-            this.#fistp(addr, 2, reg === 3);
+            this.#fistp(addr, 2, reg === 3, false);
             return FPU_DONE;
           case 4:
             this.#fbld(addr);
             return FPU_DONE;
           case 5: {
             const lo = h.readU32(addr) >>> 0;
-            const hi = h.readU32(addr + 4) | 0;
-            this.#fldInteger(hi * 4294967296 + lo); // one rounding: correct to nearest
+            const hi = h.readU32(addr + 4) >>> 0;
+            this.#setCc(C1, 0);
+            if (!this.#canPush()) return FPU_DONE;
+            this.#loadInt64(RES, lo, hi);
+            this.#pushFrom(RES);
             return FPU_DONE;
           }
           case 6:
             this.#fbstp(addr);
             return FPU_DONE;
           case 7:
-            this.#fistp(addr, 8, true);
+            this.#fistp(addr, 8, true, false);
             return FPU_DONE;
-          default: // 1: FISTTP (SSE3)
-            return FPU_INVALID_OPCODE;
+          default:
+            if (!this.sse3) return FPU_INVALID_OPCODE;
+            this.#fistp(addr, 2, true, true); // 1: FISTTP m16
+            return FPU_DONE;
         }
     }
   }
@@ -521,11 +525,11 @@ export class Fpu {
     }
     switch (modrm) {
       case 0xE0: // FCHS: the sign bit, whatever the value
-        if (!this.#underflowSt0()) this.#w[2 * this.#top + 1] ^= 0x80000000;
+        if (!this.#underflowSt0()) this.#se[this.#top] ^= 0x8000;
         this.#setCc(C1, 0);
         return FPU_DONE;
       case 0xE1: // FABS
-        if (!this.#underflowSt0()) this.#w[2 * this.#top + 1] &= 0x7FFFFFFF;
+        if (!this.#underflowSt0()) this.#se[this.#top] &= 0x7FFF;
         this.#setCc(C1, 0);
         return FPU_DONE;
       case 0xE4:
@@ -598,36 +602,53 @@ export class Fpu {
     }
   }
 
-  // ---- stack, tags, NaN words, exceptions -----------------------------------------------------
+  // ---- slots, stack, tags, NaNs, exceptions ---------------------------------------------------
 
   /** The slot (physical register) of ST(i). */
   #slot(i: number): number {
     return (this.#top + i) & 7;
   }
 
-  #get(i: number): number {
-    return this.#f[(this.#top + i) & 7];
-  }
-
-  /** ST(i) = v; a NaN `v` stands for the words staged in RES. */
-  #set(i: number, v: number): void {
-    const p = (this.#top + i) & 7;
-    if (v === v) this.#f[p] = v;
-    else {
-      this.#w[2 * p] = this.#w[2 * RES];
-      this.#w[2 * p + 1] = this.#w[2 * RES + 1];
-    }
-    this.#empty[p] = 0;
-  }
-
   #isEmpty(i: number): boolean {
     return this.#empty[(this.#top + i) & 7] !== 0;
   }
 
-  /** Pushes v (a NaN stands for the words staged in RES). */
-  #push(v: number): void {
+  /** Copies slot `src` into slot `dst`, all 80 bits; a register `dst` becomes non-empty. */
+  #copy(dst: number, src: number): void {
+    this.#sig[2 * dst] = this.#sig[2 * src];
+    this.#sig[2 * dst + 1] = this.#sig[2 * src + 1];
+    this.#se[dst] = this.#se[src];
+    if (dst < 8) this.#empty[dst] = 0;
+  }
+
+  /** Writes an 80-bit image into slot `dst`. */
+  #put(dst: number, lo: number, hi: number, se: number): void {
+    this.#sig[2 * dst] = lo;
+    this.#sig[2 * dst + 1] = hi;
+    this.#se[dst] = se;
+    if (dst < 8) this.#empty[dst] = 0;
+  }
+
+  /** Slot `dst` = slot `src` with a pseudo-denormal re-encoded as the normal it equals (exponent 1). */
+  #canonical(dst: number, src: number): void {
+    this.#copy(dst, src);
+    if ((this.#se[dst] & 0x7FFF) === 0 && this.#sig[2 * dst + 1] >= 0x80000000) this.#se[dst] |= 1;
+  }
+
+  /** Slot `dst` = the result in `extOut`. */
+  #putOut(dst: number): void {
+    this.#put(dst, extOut[0], extOut[1], extOut[2]);
+  }
+
+  /** ST(i) = slot `src`. */
+  #setFrom(i: number, src: number): void {
+    this.#copy((this.#top + i) & 7, src);
+  }
+
+  /** Pushes slot `src`. */
+  #pushFrom(src: number): void {
     this.#top = (this.#top - 1) & 7;
-    this.#set(0, v);
+    this.#copy(this.#top, src);
   }
 
   #pop(): void {
@@ -635,35 +656,70 @@ export class Fpu {
     this.#top = (this.#top + 1) & 7;
   }
 
-  /** Copies slot `src` into slot `dst` by words (NaN payloads intact); `dst` becomes non-empty. */
-  #copy(dst: number, src: number): void {
-    this.#w[2 * dst] = this.#w[2 * src];
-    this.#w[2 * dst + 1] = this.#w[2 * src + 1];
-    if (dst < 8) this.#empty[dst] = 0;
+  /** Slot `dst` = the real indefinite (default QNaN: sign 1, significand C000...0). */
+  #indefinite(dst: number): void {
+    this.#put(dst, 0, 0xC0000000, 0xFFFF);
   }
 
-  /** Stages NaN words in RES and returns a NaN placeholder for #set/#push. */
-  #stageNaN(hi: number, lo: number): number {
-    this.#w[2 * RES] = lo;
-    this.#w[2 * RES + 1] = hi;
-    return NaN;
+  #zero(dst: number, sign: number): void {
+    this.#put(dst, 0, 0, sign << 15);
   }
 
-  /** The real indefinite (default QNaN), staged. */
-  #indefinite(): number {
-    return this.#stageNaN(INDEFINITE_HI, 0);
+  #infinity(dst: number, sign: number): void {
+    this.#put(dst, 0, 0x80000000, (sign << 15) | 0x7FFF);
   }
 
+  /** The operand class of slot s (NORMAL ... UNSUPPORTED). */
+  #cls(s: number): number {
+    const e = this.#se[s] & 0x7FFF, hi = this.#sig[2 * s + 1];
+    if (e === 0) return (hi | this.#sig[2 * s]) === 0 ? ZERO : DENORMAL;
+    if (hi < 0x80000000) return UNSUPPORTED;
+    if (e === 0x7FFF) return ((hi & 0x7FFFFFFF) | this.#sig[2 * s]) === 0 ? INFINITE : NAN;
+    return NORMAL;
+  }
+
+  #sign(s: number): number {
+    return this.#se[s] >>> 15;
+  }
+
+  /** A NaN slot whose quiet bit (significand bit 62) is clear. */
   #isSignaling(s: number): boolean {
-    return isSignalingBits(this.#w[2 * s + 1], this.#w[2 * s]);
+    return (this.#sig[2 * s + 1] & 0x40000000) === 0;
   }
 
-  /** The 2-bit tag of physical register p: 0 valid, 1 zero, 2 special (NaN, infinity), 3 empty. */
+  /**
+   * Unpacks finite non-zero slot s into #u[4k..4k+3] = sign, exponent, significand high, low,
+   * normalised (denormals get an exponent below -16382).
+   */
+  #unpack(s: number, k: number): void {
+    const se = this.#se[s], e = se & 0x7FFF;
+    let hi = this.#sig[2 * s + 1], lo = this.#sig[2 * s];
+    let exp = e === 0 ? -16382 : e - 16383;
+    if (hi < 0x80000000) {
+      if (hi === 0) {
+        hi = lo;
+        lo = 0;
+        exp -= 32;
+      }
+      const z = Math.clz32(hi);
+      if (z > 0) {
+        hi = ((hi << z) | (lo >>> (32 - z))) >>> 0;
+        lo = (lo << z) >>> 0;
+        exp -= z;
+      }
+    }
+    const u = this.#u;
+    u[4 * k] = se >>> 15;
+    u[4 * k + 1] = exp;
+    u[4 * k + 2] = hi;
+    u[4 * k + 3] = lo;
+  }
+
+  /** The 2-bit tag of physical register p: 0 valid, 1 zero, 2 special (NaN, infinity, denormal, unsupported), 3 empty. */
   #tagOf(p: number): number {
     if (this.#empty[p]) return 3;
-    const v = this.#f[p];
-    if (v === 0) return 1;
-    return v - v === 0 ? 0 : 2; // NaN and infinities fail x - x === 0
+    const c = this.#cls(p);
+    return c === NORMAL ? 0 : c === ZERO ? 1 : 2;
   }
 
   #setCc(mask: number, bits: number): void {
@@ -678,8 +734,24 @@ export class Fpu {
     this.#sw = sw;
   }
 
+  /** Takes the flags of a rounding (extended_arith.ts R_*): exceptions, and C1 = rounded up. */
+  #rounded(flags: number): void {
+    this.#exc |= flags & EXCEPTION_FLAGS;
+    this.#setCc(C1, flags & R_C1);
+  }
+
   #masked(flag: number): boolean {
     return (this.#cw & flag) !== 0;
+  }
+
+  #rc(): number {
+    return (this.#cw >>> 10) & 3;
+  }
+
+  /** The precision control as significand bits: 24, 53 or 64 (PC = 1, reserved, computes as 64). */
+  #prec(): number {
+    const pc = (this.#cw >>> 8) & 3;
+    return pc === 0 ? 24 : pc === 2 ? 53 : 64;
   }
 
   /** An unmasked #I, #Z or #D was raised: the destination must stay unchanged (and nothing pops). */
@@ -701,7 +773,7 @@ export class Fpu {
   #underflowSt0(): boolean {
     if (!this.#isEmpty(0)) return false;
     this.#stackUnderflow();
-    if (this.#masked(IE)) this.#set(0, this.#indefinite());
+    if (this.#masked(IE)) this.#indefinite(this.#top);
     return true;
   }
 
@@ -709,97 +781,106 @@ export class Fpu {
   #canPush(): boolean {
     if (this.#empty[(this.#top - 1) & 7]) return true;
     this.#stackOverflow();
-    if (this.#masked(IE)) this.#push(this.#indefinite());
+    if (this.#masked(IE)) {
+      this.#top = (this.#top - 1) & 7;
+      this.#indefinite(this.#top);
+    }
     return false;
   }
 
   /**
-   * The result when the operands in slots sa and sb include a NaN (SDM Vol 1 Table 4-7: a QNaN
-   * beats an SNaN, else the larger significand), quieted and staged; #I for an SNaN.
+   * RES = the result when the operands in slots sa and sb include a NaN (SDM Vol 1 Table 4-7: a
+   * QNaN beats an SNaN, else the larger significand, then the positive one), quieted; #I for an SNaN.
    */
-  #nanResult(sa: number, sb: number): number {
-    const w = this.#w;
-    const a = this.#f[sa], b = this.#f[sb];
-    const aHi = w[2 * sa + 1], aLo = w[2 * sa], bHi = w[2 * sb + 1], bLo = w[2 * sb];
-    const aNaN = a !== a, bNaN = b !== b;
-    const aSignaling = aNaN && isSignalingBits(aHi, aLo), bSignaling = bNaN && isSignalingBits(bHi, bLo);
+  #nanResult(sa: number, sb: number): void {
+    const aNaN = this.#cls(sa) === NAN, bNaN = this.#cls(sb) === NAN;
+    const aSignaling = aNaN && this.#isSignaling(sa), bSignaling = bNaN && this.#isSignaling(sb);
     if (aSignaling || bSignaling) this.#exc |= IE;
     let first = aNaN;
-    if (aNaN && bNaN) first = aSignaling === bSignaling ? largerNaNIsFirst(aHi, aLo, bHi, bLo) : bSignaling;
-    return first ? this.#stageNaN(aHi | 0x00080000, aLo) : this.#stageNaN(bHi | 0x00080000, bLo);
+    if (aNaN && bNaN) {
+      if (aSignaling !== bSignaling) first = bSignaling;
+      else {
+        const ah = this.#sig[2 * sa + 1] & 0x3FFFFFFF, bh = this.#sig[2 * sb + 1] & 0x3FFFFFFF;
+        const al = this.#sig[2 * sa], bl = this.#sig[2 * sb];
+        if (ah !== bh) first = ah > bh;
+        else if (al !== bl) first = al > bl;
+        else first = this.#sign(sa) === 0 || this.#sign(sb) !== 0;
+      }
+    }
+    const s = first ? sa : sb;
+    this.#put(RES, this.#sig[2 * s], (this.#sig[2 * s + 1] | 0x40000000) >>> 0, this.#se[s]);
   }
 
-  #invalid(): number {
+  /** #I with the indefinite as the result (in RES). */
+  #invalid(): void {
     this.#exc |= IE;
-    return this.#indefinite();
+    this.#indefinite(RES);
   }
 
-  // ---- rounding ------------------------------------------------------------------------------
-
-  /**
-   * Rounds per RC (and PC when `usePc`) the result `r`, the nearest binary64 to an exact result
-   * of finite operands with err = sign(exact - r); r = ±inf means the exact result overflowed.
-   * Raises #O, #U, #P and sets C1 ("rounded up", i.e. away from zero).
-   */
-  #finish(r: number, err: number, usePc: boolean): number {
-    const rc = (this.#cw >>> 10) & 3;
-    if (r === Infinity || r === -Infinity) return this.#overflow(r > 0, rc);
-    if (err !== 0 && rc !== 0) {
-      const adjust = rc === 1 ? err < 0 : rc === 2 ? err > 0 : (r > 0 && err < 0) || (r < 0 && err > 0);
-      if (adjust) {
-        r = err < 0 ? nextDown(r) : nextUp(r);
-        err = -err;
-        if (r === Infinity || r === -Infinity) return this.#overflow(r > 0, rc);
-      }
-    }
-    if (usePc && (this.#cw & 0x300) === 0) {
-      const s = roundTo24Bits(r, rc);
-      if (s !== r) {
-        err = r > s ? 1 : -1;
-        r = s;
-        if (r === Infinity || r === -Infinity) return this.#overflow(r > 0, rc);
-      }
-    }
-    const mag = r < 0 ? -r : r;
-    if (err !== 0) {
-      const up = r !== 0 && (r > 0) === (err < 0);
-      this.#exc |= PE;
-      this.#setCc(C1, up ? C1 : 0);
-      if (mag < MIN_NORMAL || (mag === MIN_NORMAL && up)) this.#exc |= UE;
-    } else {
-      this.#setCc(C1, 0);
-      // Unmasked, #U reports tiny results even when exact.
-      if (r !== 0 && mag < MIN_NORMAL && !this.#masked(UE)) this.#exc |= UE;
-    }
-    return r;
+  /** Raises #D for a denormal operand; true when it is unmasked (nothing more may happen). */
+  #denormalStops(denormal: boolean): boolean {
+    if (!denormal) return false;
+    this.#exc |= DE;
+    return !this.#masked(DE);
   }
 
-  #overflow(positive: boolean, rc: number): number {
-    this.#exc |= OE | PE;
-    const toInfinity = rc === 0 || (rc === 2 && positive) || (rc === 1 && !positive);
-    this.#setCc(C1, toInfinity ? C1 : 0);
-    if (toInfinity) return positive ? Infinity : -Infinity;
-    return positive ? MAX_DOUBLE : -MAX_DOUBLE;
+  /** Slot s as the nearest binary64 (NaNs lose their payload). */
+  #toDouble(s: number): number {
+    fromFloat80(this.#sig[2 * s], this.#sig[2 * s + 1], this.#se[s]);
+    return doubleFromBits(doubleBitsOut[1], doubleBitsOut[0]);
   }
 
-  /** An approximate (transcendental) result: #P, plus #O/#U by range; C1 cleared. */
-  #approximate(r: number): number {
-    this.#setCc(C1, 0);
-    if (r !== r) return this.#invalid(); // outside the function's domain
-    if (r === Infinity || r === -Infinity) return this.#overflow(r > 0, (this.#cw >>> 10) & 3);
-    this.#exc |= PE;
-    if (r !== 0 && (r < 0 ? -r : r) < MIN_NORMAL) this.#exc |= UE;
-    return r;
+  /** Slot dst = binary64 x, exactly (x not a NaN). */
+  #fromDouble(dst: number, x: number): void {
+    toFloat80(doubleHi(x), doubleLo(x));
+    this.#put(dst, float80Out[0], float80Out[1], float80Out[2]);
+  }
+
+  /** Slot dst = the int32 v, exactly. */
+  #loadInt32(dst: number, v: number): void {
+    if (v === 0) {
+      this.#zero(dst, 0);
+      return;
+    }
+    const sign = v < 0 ? 1 : 0;
+    const m = sign ? -v : v; // up to 2^31
+    const z = Math.clz32(m);
+    this.#put(dst, 0, (m * 2 ** z) >>> 0, (sign << 15) | (16383 + 31 - z));
+  }
+
+  /** Slot dst = the int64 hi:lo, exactly. */
+  #loadInt64(dst: number, lo: number, hi: number): void {
+    const sign = hi >>> 31;
+    if (sign) {
+      lo = (-lo) >>> 0;
+      hi = (~hi + (lo === 0 ? 1 : 0)) >>> 0;
+    }
+    if ((hi | lo) === 0) {
+      this.#zero(dst, 0);
+      return;
+    }
+    let exp = 63;
+    if (hi === 0) {
+      hi = lo;
+      lo = 0;
+      exp = 31;
+    }
+    const z = Math.clz32(hi);
+    if (z > 0) {
+      hi = ((hi << z) | (lo >>> (32 - z))) >>> 0;
+      lo = (lo << z) >>> 0;
+    }
+    this.#put(dst, lo, hi, (sign << 15) | (16383 + exp - z));
   }
 
   // ---- arithmetic ----------------------------------------------------------------------------
 
   /**
-   * a op b for the values in slots sa and sb and the ModRM reg-field operations: 0 add, 1 mul,
-   * 4 a - b, 5 b - a, 6 a / b, 7 b / a. Raises exceptions into #exc; callers check #blocked
+   * RES = a op b for the values in slots sa and sb and the ModRM reg-field operations: 0 add,
+   * 1 mul, 4 a - b, 5 b - a, 6 a / b, 7 b / a. Raises exceptions into #exc; callers check #blocked
    * before writing the result.
    */
-  #arith(op: number, sa: number, sb: number): number {
+  #arith(op: number, sa: number, sb: number): void {
     this.#setCc(C1, 0);
     if (op === 5 || op === 7) {
       const t = sa;
@@ -807,63 +888,127 @@ export class Fpu {
       sb = t;
       op--;
     }
-    const a = this.#f[sa], b = this.#f[sb];
-    if (a !== a || b !== b) return this.#nanResult(sa, sb);
+    const ca = this.#cls(sa), cb = this.#cls(sb);
+    if (ca === UNSUPPORTED || cb === UNSUPPORTED) {
+      this.#invalid();
+      return;
+    }
+    if (ca === NAN || cb === NAN) {
+      this.#nanResult(sa, sb);
+      return;
+    }
+    const denormal = this.#memDenormal || ca === DENORMAL || cb === DENORMAL;
     switch (op) {
       case 0:
-        return this.#add(a, b);
+        this.#add(sa, ca, this.#sign(sa), sb, cb, this.#sign(sb), denormal);
+        return;
       case 1:
-        return this.#mul(a, b);
+        this.#mul(sa, ca, sb, cb, denormal);
+        return;
       case 4:
-        return this.#add(a, -b);
+        this.#add(sa, ca, this.#sign(sa), sb, cb, this.#sign(sb) ^ 1, denormal);
+        return;
       default:
-        return this.#div(a, b);
+        this.#div(sa, ca, sb, cb, denormal);
     }
   }
 
-  /** Raises #D for a denormal memory operand; true when it is unmasked (nothing more may happen). */
-  #denormalStops(): boolean {
-    if (!this.#memDenormal) return false;
-    this.#exc |= DE;
-    return !this.#masked(DE);
+  /** RES = slot s (finite, non-zero) with `sign`, rounded per PC and RC: what x + 0 and 0 - x give. */
+  #roundSlot(s: number, sign: number): void {
+    this.#unpack(s, 0);
+    const u = this.#u;
+    this.#rounded(roundPack(sign, u[1], u[2], u[3], 0, 0, this.#prec(), this.#rc(), this.#cw, FMT_EXT));
+    this.#putOut(RES);
   }
 
-  #add(a: number, b: number): number {
-    if ((a === Infinity && b === -Infinity) || (a === -Infinity && b === Infinity)) return this.#invalid();
-    if (this.#denormalStops()) return 0;
-    let s = a + b;
-    if (a - a !== 0 || b - b !== 0) return s; // an infinite operand: exact
-    if (s === 0) {
-      // Exact zero: +0 except in round-down, where opposite signs (or -0 + -0) give -0.
-      if (((this.#cw >>> 10) & 3) === 1 && (signBit(a) || signBit(b))) s = -0;
-      return s;
+  #add(
+    sa: number,
+    ca: number,
+    aSign: number,
+    sb: number,
+    cb: number,
+    bSign: number,
+    denormal: boolean,
+  ): void {
+    if (ca === INFINITE && cb === INFINITE && aSign !== bSign) {
+      this.#invalid();
+      return;
     }
-    if (s === Infinity || s === -Infinity) return this.#finish(s, 0, true);
-    return this.#finish(s, Math.sign(addError(a, b, s)), true);
-  }
-
-  #mul(a: number, b: number): number {
-    const aInf = a === Infinity || a === -Infinity, bInf = b === Infinity || b === -Infinity;
-    if ((aInf && b === 0) || (bInf && a === 0)) return this.#invalid();
-    if (this.#denormalStops()) return 0;
-    const p = a * b;
-    if (aInf || bInf || a === 0 || b === 0) return p; // exact; JS gets the sign right
-    if (p === Infinity || p === -Infinity) return this.#finish(p, 0, true);
-    return this.#finish(p, mulErrorSign(a, b, p), true);
-  }
-
-  #div(a: number, b: number): number {
-    const aInf = a === Infinity || a === -Infinity, bInf = b === Infinity || b === -Infinity;
-    if ((aInf && bInf) || (a === 0 && b === 0)) return this.#invalid();
-    if (b === 0) {
-      if (!aInf) this.#exc |= ZE; // infinity / 0 is an exact infinity; #Z outranks #D
-      return a / b;
+    if (this.#denormalStops(denormal)) return;
+    if (ca === INFINITE || cb === INFINITE) {
+      this.#infinity(RES, ca === INFINITE ? aSign : bSign);
+      return;
     }
-    if (this.#denormalStops()) return 0;
-    const q = a / b;
-    if (aInf || bInf || a === 0) return q;
-    if (q === Infinity || q === -Infinity) return this.#finish(q, 0, true);
-    return this.#finish(q, divErrorSign(a, b, q), true);
+    if (ca === ZERO || cb === ZERO) {
+      if (ca === ZERO && cb === ZERO) {
+        // Exact zero: +0 except in round-down, where opposite signs give -0.
+        this.#zero(RES, aSign === bSign ? aSign : this.#rc() === 1 ? 1 : 0);
+      } else if (ca === ZERO) this.#roundSlot(sb, bSign);
+      else this.#roundSlot(sa, aSign);
+      return;
+    }
+    this.#unpack(sa, 0);
+    this.#unpack(sb, 1);
+    const u = this.#u;
+    const flags = addExt(
+      aSign,
+      u[1],
+      u[2],
+      u[3],
+      bSign,
+      u[5],
+      u[6],
+      u[7],
+      this.#prec(),
+      this.#rc(),
+      this.#cw,
+    );
+    if (flags < 0) this.#zero(RES, this.#rc() === 1 ? 1 : 0);
+    else {
+      this.#rounded(flags);
+      this.#putOut(RES);
+    }
+  }
+
+  #mul(sa: number, ca: number, sb: number, cb: number, denormal: boolean): void {
+    const sign = this.#sign(sa) ^ this.#sign(sb);
+    if ((ca === INFINITE && cb === ZERO) || (cb === INFINITE && ca === ZERO)) {
+      this.#invalid();
+      return;
+    }
+    if (this.#denormalStops(denormal)) return;
+    if (ca === INFINITE || cb === INFINITE) this.#infinity(RES, sign);
+    else if (ca === ZERO || cb === ZERO) this.#zero(RES, sign);
+    else {
+      this.#unpack(sa, 0);
+      this.#unpack(sb, 1);
+      const u = this.#u;
+      this.#rounded(mulExt(sign, u[1], u[2], u[3], u[5], u[6], u[7], this.#prec(), this.#rc(), this.#cw));
+      this.#putOut(RES);
+    }
+  }
+
+  #div(sa: number, ca: number, sb: number, cb: number, denormal: boolean): void {
+    const sign = this.#sign(sa) ^ this.#sign(sb);
+    if ((ca === INFINITE && cb === INFINITE) || (ca === ZERO && cb === ZERO)) {
+      this.#invalid();
+      return;
+    }
+    if (cb === ZERO) {
+      if (ca !== INFINITE) this.#exc |= ZE; // infinity / 0 is an exact infinity; #Z outranks #D
+      this.#infinity(RES, sign);
+      return;
+    }
+    if (this.#denormalStops(denormal)) return;
+    if (ca === INFINITE) this.#infinity(RES, sign);
+    else if (cb === INFINITE || ca === ZERO) this.#zero(RES, sign);
+    else {
+      this.#unpack(sa, 0);
+      this.#unpack(sb, 1);
+      const u = this.#u;
+      this.#rounded(divExt(sign, u[1], u[2], u[3], u[5], u[6], u[7], this.#prec(), this.#rc(), this.#cw));
+      this.#putOut(RES);
+    }
   }
 
   /** D8/DA/DC/DE memory forms: ST(0) = ST(0) op MEM, or FCOM/FCOMP (FICOM/FICOMP). */
@@ -875,8 +1020,8 @@ export class Fpu {
       return;
     }
     if (this.#underflowSt0()) return;
-    const r = this.#arith(reg, this.#top, MEM);
-    if (!this.#blocked()) this.#set(0, r);
+    this.#arith(reg, this.#top, MEM);
+    if (!this.#blocked()) this.#setFrom(0, RES);
   }
 
   /** Register forms: ST(0) = ST(0) op ST(i), or (toSti) ST(i) = ST(i) op ST(0); optionally pop. */
@@ -885,22 +1030,44 @@ export class Fpu {
     if (this.#isEmpty(0) || this.#isEmpty(i)) {
       this.#stackUnderflow();
       if (this.#masked(IE)) {
-        this.#set(dest, this.#indefinite());
+        this.#indefinite(this.#slot(dest));
         if (pop) this.#pop();
       }
       return;
     }
-    const r = this.#arith(op, this.#slot(dest), this.#slot(toSti ? 0 : i));
+    this.#arith(op, this.#slot(dest), this.#slot(toSti ? 0 : i));
     if (this.#blocked()) return;
-    this.#set(dest, r);
+    this.#setFrom(dest, RES);
     if (pop) this.#pop();
   }
 
   // ---- comparisons ---------------------------------------------------------------------------
 
+  /** Compares finite or infinite (not NaN, not unsupported) slots: -1, 0, 1. */
+  #order(sa: number, ca: number, sb: number, cb: number): number {
+    const aZero = ca === ZERO, bZero = cb === ZERO;
+    if (aZero && bZero) return 0;
+    const aSign = aZero ? -1 : this.#sign(sa), bSign = bZero ? -1 : this.#sign(sb);
+    // A zero sorts between the signs: compare as (sign class, magnitude).
+    const aKey = aZero ? 0 : aSign ? -1 : 1, bKey = bZero ? 0 : bSign ? -1 : 1;
+    if (aKey !== bKey) return aKey > bKey ? 1 : -1;
+    // Same sign, both non-zero: compare magnitudes (denormals share exponent 1 with the smallest normals).
+    let ea = this.#se[sa] & 0x7FFF, eb = this.#se[sb] & 0x7FFF;
+    if (ea === 0) ea = 1;
+    if (eb === 0) eb = 1;
+    let mag: number;
+    if (ea !== eb) mag = ea > eb ? 1 : -1;
+    else {
+      const ah = this.#sig[2 * sa + 1], bh = this.#sig[2 * sb + 1];
+      const al = this.#sig[2 * sa], bl = this.#sig[2 * sb];
+      mag = ah !== bh ? (ah > bh ? 1 : -1) : al !== bl ? (al > bl ? 1 : -1) : 0;
+    }
+    return aKey > 0 ? mag : -mag;
+  }
+
   /**
    * Compares the values in slots sa and sb: GREATER, LESS, EQUAL or UNORDERED; #I for an empty
-   * operand, an SNaN, or (unless `quiet`) a QNaN; #D for a denormal memory operand.
+   * operand, an unsupported encoding, an SNaN, or (unless `quiet`) a QNaN; #D for a denormal.
    */
   #relate(sa: number, aEmpty: boolean, sb: number, bEmpty: boolean, quiet: boolean): number {
     this.#setCc(C1, 0);
@@ -908,13 +1075,20 @@ export class Fpu {
       this.#stackUnderflow();
       return UNORDERED;
     }
-    const a = this.#f[sa], b = this.#f[sb];
-    if (a !== a || b !== b) {
-      if (!quiet || (a !== a && this.#isSignaling(sa)) || (b !== b && this.#isSignaling(sb))) this.#exc |= IE;
+    const ca = this.#cls(sa), cb = this.#cls(sb);
+    if (ca === UNSUPPORTED || cb === UNSUPPORTED) {
+      this.#exc |= IE;
       return UNORDERED;
     }
-    if (this.#memDenormal) this.#exc |= DE;
-    return a > b ? GREATER : a < b ? LESS : EQUAL;
+    if (ca === NAN || cb === NAN) {
+      if (!quiet || (ca === NAN && this.#isSignaling(sa)) || (cb === NAN && this.#isSignaling(sb))) {
+        this.#exc |= IE;
+      }
+      return UNORDERED;
+    }
+    if (this.#memDenormal || ca === DENORMAL || cb === DENORMAL) this.#exc |= DE;
+    const o = this.#order(sa, ca, sb, cb);
+    return o > 0 ? GREATER : o < 0 ? LESS : EQUAL;
   }
 
   /** FCOM/FCOMP/FCOMPP/FUCOM* on ST(0) and ST(i), popping `pops` times unless an unmasked #I/#D stops it. */
@@ -935,7 +1109,7 @@ export class Fpu {
   }
 
   #ftst(): void {
-    this.#f[MEM] = 0;
+    this.#zero(MEM, 0);
     const rel = this.#relate(this.#top, this.#isEmpty(0), MEM, false, false);
     this.#setCc(CC_ALL & ~C1, CC_OF_RELATION[rel]);
   }
@@ -943,14 +1117,30 @@ export class Fpu {
   /** FXAM: C3 C2 C0 classify ST(0) (SDM FXAM table), C1 = its sign. */
   #fxam(): void {
     const p = this.#top;
-    const v = this.#f[p];
-    const sign = (this.#w[2 * p + 1] & 0x80000000) !== 0 ? C1 : 0;
+    const sign = this.#sign(p) ? C1 : 0;
     let cls: number;
     if (this.#empty[p]) cls = C3 | C0;
-    else if (v !== v) cls = C0;
-    else if (v === Infinity || v === -Infinity) cls = C2 | C0;
-    else if (v === 0) cls = C3;
-    else cls = C2; // binary64 subnormals are normal in the 80-bit format
+    else {
+      switch (this.#cls(p)) {
+        case NORMAL:
+          cls = C2;
+          break;
+        case ZERO:
+          cls = C3;
+          break;
+        case DENORMAL:
+          cls = C3 | C2;
+          break;
+        case INFINITE:
+          cls = C2 | C0;
+          break;
+        case NAN:
+          cls = C0;
+          break;
+        default:
+          cls = 0; // unsupported
+      }
+    }
     this.#setCc(CC_ALL, cls | sign);
   }
 
@@ -973,7 +1163,7 @@ export class Fpu {
     this.#setCc(C1, 0);
     if (this.#isEmpty(0) || this.#isEmpty(i)) {
       this.#stackUnderflow();
-      if (this.#masked(IE)) this.#set(0, this.#indefinite());
+      if (this.#masked(IE)) this.#indefinite(this.#top);
       return;
     }
     if (cond !== negate) this.#copy(this.#top, this.#slot(i));
@@ -983,24 +1173,25 @@ export class Fpu {
 
   /** Reads an m32fp operand into MEM (widened exactly); notes a denormal for #D. */
   #readF32(addr: number): void {
-    const bits = this.#host.readU32(addr);
-    this.#memDenormal = isFloat32Denormal(bits);
-    if (isFloat32NaN(bits)) {
-      float32NaNToDoubleBits(bits);
-      this.#w[2 * MEM] = doubleBitsOut[0];
-      this.#w[2 * MEM + 1] = doubleBitsOut[1];
-    } else {
-      this.#f[MEM] = float32ToDouble(bits);
+    const bits = this.#host.readU32(addr) >>> 0;
+    const sign = bits >>> 31, e = (bits >>> 23) & 0xFF, frac = bits & 0x7FFFFF;
+    this.#memDenormal = e === 0 && frac !== 0;
+    if (e === 0xFF) this.#put(MEM, 0, (0x80000000 | (frac << 8)) >>> 0, (sign << 15) | 0x7FFF);
+    else if (e !== 0) this.#put(MEM, 0, (0x80000000 | (frac << 8)) >>> 0, (sign << 15) | (e - 127 + 16383));
+    else if (frac === 0) this.#zero(MEM, sign);
+    else {
+      const z = Math.clz32(frac) - 8; // shift to put the leading one at bit 23
+      this.#put(MEM, 0, (frac << (8 + z)) >>> 0, (sign << 15) | (-126 - z + 16383));
     }
   }
 
-  /** Reads an m64fp operand into MEM; notes a denormal for #D. */
+  /** Reads an m64fp operand into MEM (widened exactly); notes a denormal for #D. */
   #readF64(addr: number): void {
-    const lo = this.#host.readU32(addr);
-    const hi = this.#host.readU32(addr + 4);
-    this.#memDenormal = isDoubleDenormalBits(hi, lo);
-    this.#w[2 * MEM] = lo;
-    this.#w[2 * MEM + 1] = hi;
+    const lo = this.#host.readU32(addr) >>> 0;
+    const hi = this.#host.readU32(addr + 4) >>> 0;
+    this.#memDenormal = (hi & 0x7FF00000) === 0 && ((hi & 0x000FFFFF) | lo) !== 0;
+    toFloat80(hi, lo);
+    this.#put(MEM, float80Out[0], float80Out[1], float80Out[2]);
   }
 
   /**
@@ -1010,35 +1201,31 @@ export class Fpu {
   #fldMemory(): void {
     this.#setCc(C1, 0);
     if (!this.#canPush()) return;
-    const v = this.#f[MEM];
-    if (v !== v) {
-      if (this.#isSignaling(MEM)) {
-        this.#exc |= IE;
-        if (!this.#masked(IE)) return;
-      }
-      this.#push(this.#stageNaN(this.#w[2 * MEM + 1] | 0x00080000, this.#w[2 * MEM]));
-      return;
+    if (this.#cls(MEM) === NAN && this.#isSignaling(MEM)) {
+      this.#exc |= IE;
+      if (!this.#masked(IE)) return;
+      this.#sig[2 * MEM + 1] |= 0x40000000;
     }
     if (this.#memDenormal) this.#exc |= DE;
-    this.#push(v);
+    this.#pushFrom(MEM);
   }
 
-  /** FLD m80fp: no #I for SNaNs (no conversion in hardware); unsupported encodings load as the indefinite. */
+  /** FLD m80fp: the image as it is (no #I for SNaNs, no #D: there is no conversion). */
   #fldF80(addr: number): void {
     const lo = this.#host.readU32(addr);
     const hi = this.#host.readU32(addr + 4);
     const se = this.#host.readU16(addr + 8);
     this.#setCc(C1, 0);
     if (!this.#canPush()) return;
-    fromFloat80(lo, hi, se);
-    this.#w[2 * RES] = doubleBitsOut[0];
-    this.#w[2 * RES + 1] = doubleBitsOut[1];
-    this.#push(this.#f[RES]); // a NaN stands for the words just staged
+    this.#put(RES, lo >>> 0, hi >>> 0, se);
+    this.#pushFrom(RES);
   }
 
   #fldInteger(v: number): void {
     this.#setCc(C1, 0);
-    if (this.#canPush()) this.#push(v);
+    if (!this.#canPush()) return;
+    this.#loadInt32(RES, v);
+    this.#pushFrom(RES);
   }
 
   #fbld(addr: number): void {
@@ -1046,7 +1233,15 @@ export class Fpu {
     const mid = this.#host.readU32(addr + 4);
     const hi = this.#host.readU16(addr + 8);
     this.#setCc(C1, 0);
-    if (this.#canPush()) this.#push(fromPackedBcd(lo, mid, hi));
+    if (!this.#canPush()) return;
+    const m = fromPackedBcd(lo, mid, hi);
+    const sign = (hi & 0x8000) !== 0 ? 1 : 0;
+    if (m === 0n) this.#zero(RES, sign);
+    else {
+      packInteger(sign, m);
+      this.#putOut(RES);
+    }
+    this.#pushFrom(RES);
   }
 
   #fldSt(i: number): void {
@@ -1056,20 +1251,32 @@ export class Fpu {
     if (!this.#canPush()) return;
     if (srcEmpty) {
       this.#stackUnderflow();
-      if (this.#masked(IE)) this.#push(this.#indefinite());
+      if (this.#masked(IE)) {
+        this.#top = (this.#top - 1) & 7;
+        this.#indefinite(this.#top);
+      }
       return;
     }
     this.#top = (this.#top - 1) & 7;
     this.#copy(this.#top, src);
   }
 
+  /** FLD1 ... FLDZ: the constant rounded to 64 bits per RC (PC does not apply; no #P). */
   #fldConstant(index: number): void {
-    let v = CONSTANTS[index];
-    const err = CONSTANT_ERR[index];
-    const rc = (this.#cw >>> 10) & 3;
-    if ((err > 0 && rc === 2) || (err < 0 && (rc === 1 || rc === 3))) v = err > 0 ? nextUp(v) : nextDown(v);
+    const se = CONSTANT_EXP[index];
+    let hi = CONSTANT_HI[index], lo = CONSTANT_LO[index];
+    const rest = CONSTANT_REST[index], rc = this.#rc();
+    if ((rest > 0 && (rc === 0 || rc === 2)) || (rest < 0 && rc === 2)) {
+      lo = lo + 1;
+      if (lo === 4294967296) { // (no constant's significand is all ones)
+        lo = 0;
+        hi++;
+      }
+    }
     this.#setCc(C1, 0);
-    if (this.#canPush()) this.#push(v);
+    if (!this.#canPush()) return;
+    this.#put(RES, lo >>> 0, hi >>> 0, se);
+    this.#pushFrom(RES);
   }
 
   // ---- stores --------------------------------------------------------------------------------
@@ -1083,127 +1290,137 @@ export class Fpu {
     return true;
   }
 
+  /**
+   * ST(0) converted to binary32 (`single`) or binary64 words in #loadWords[0..1] (low, high), or
+   * false when the store must not happen. Raises #I, #O, #U, #P and sets C1.
+   */
+  #toMemoryFloat(single: boolean): boolean {
+    const w = this.#loadWords;
+    this.#setCc(C1, 0);
+    if (this.#isEmpty(0)) {
+      this.#stackUnderflow();
+      if (!this.#masked(IE)) return false;
+      w[0] = single ? 0xFFC00000 : 0;
+      w[1] = 0xFFF80000;
+      return true;
+    }
+    const p = this.#top, c = this.#cls(p), sign = this.#sign(p);
+    const hi = this.#sig[2 * p + 1], lo = this.#sig[2 * p];
+    switch (c) {
+      case UNSUPPORTED:
+        this.#exc |= IE;
+        w[0] = single ? 0xFFC00000 : 0;
+        w[1] = 0xFFF80000;
+        break;
+      case NAN: {
+        if (this.#isSignaling(p)) this.#exc |= IE;
+        const q = (hi | 0x40000000) >>> 0; // quieted; the payload keeps its top bits
+        if (single) w[0] = ((sign << 31) | 0x7F800000 | ((q >>> 8) & 0x7FFFFF)) >>> 0;
+        else {
+          w[1] = ((sign << 31) | 0x7FF00000 | ((q >>> 11) & 0xFFFFF)) >>> 0;
+          w[0] = ((q << 21) | (lo >>> 11)) >>> 0;
+        }
+        break;
+      }
+      case INFINITE:
+        w[0] = single ? ((sign << 31) | 0x7F800000) >>> 0 : 0;
+        w[1] = ((sign << 31) | 0x7FF00000) >>> 0;
+        break;
+      case ZERO:
+        w[0] = single ? (sign << 31) >>> 0 : 0;
+        w[1] = (sign << 31) >>> 0;
+        break;
+      default: {
+        this.#unpack(p, 0);
+        const u = this.#u;
+        const fmt = single ? FMT_F32 : FMT_F64;
+        this.#rounded(roundPack(sign, u[1], u[2], u[3], 0, 0, single ? 24 : 53, this.#rc(), this.#cw, fmt));
+        const e = extOut[2] & 0x7FFF, h = extOut[1], l = extOut[0];
+        if (single) w[0] = ((sign << 31) | (e << 23) | ((h >>> 8) & 0x7FFFFF)) >>> 0;
+        else {
+          w[1] = ((sign << 31) | (e << 20) | ((h >>> 11) & 0xFFFFF)) >>> 0;
+          w[0] = ((h << 21) | (l >>> 11)) >>> 0;
+        }
+      }
+    }
+    return !this.#storeBlocked();
+  }
+
   /** FST/FSTP m32fp. */
   #fstF32(addr: number, pop: boolean): void {
-    let bits: number;
-    this.#setCc(C1, 0);
-    if (this.#isEmpty(0)) {
-      this.#stackUnderflow();
-      if (!this.#masked(IE)) return;
-      bits = 0xFFC00000;
-    } else {
-      const p = this.#top;
-      const v = this.#f[p];
-      if (v !== v) {
-        if (this.#isSignaling(p)) this.#exc |= IE;
-        bits = float32NaNBits(this.#w[2 * p + 1] | 0x00080000, this.#w[2 * p]);
-      } else {
-        bits = float32Bits(this.#toFloat32(v));
-      }
-      if (this.#storeBlocked()) return;
-    }
-    this.#host.writeU32(addr, bits);
+    if (!this.#toMemoryFloat(true)) return;
+    this.#host.writeU32(addr, this.#loadWords[0]);
     if (pop) this.#pop();
   }
 
-  /** `v` rounded to binary32 per RC, raising #O/#U/#P and setting C1. */
-  #toFloat32(v: number): number {
-    let f = Math.fround(v);
-    const vm = v < 0 ? -v : v;
-    if (f === v) {
-      // Unmasked, #U reports tiny results even when exact.
-      if (f !== 0 && vm < 1.1754943508222875e-38 && !this.#masked(UE)) this.#exc |= UE;
-      return f;
-    }
-    const rc = (this.#cw >>> 10) & 3;
-    if ((rc === 1 && f > v) || (rc === 2 && f < v) || (rc === 3 && (f < 0 ? -f : f) > vm)) {
-      // One binary32 step toward the exact value.
-      const towardZero = (f > v) === (f > 0) && f !== 0;
-      f = f === 0 ? (v > 0 ? 1.401298464324817e-45 : -1.401298464324817e-45) : float32Step(f, !towardZero);
-    }
-    const fm = f < 0 ? -f : f;
-    this.#exc |= PE;
-    if (fm > vm) this.#setCc(C1, C1);
-    if (fm === Infinity || vm >= 3.402823669209385e38) this.#exc |= OE; // 2^128
-    else if (vm < 1.1754943508222875e-38) this.#exc |= UE; // tiny before rounding, and inexact
-    return f;
-  }
-
-  /** FST/FSTP m64fp: exact, except that an SNaN is quieted under #I. */
+  /** FST/FSTP m64fp. */
   #fstF64(addr: number, pop: boolean): void {
-    let hi = INDEFINITE_HI, lo = 0;
-    this.#setCc(C1, 0);
-    if (this.#isEmpty(0)) {
-      this.#stackUnderflow();
-      if (!this.#masked(IE)) return;
-    } else {
-      const p = this.#top;
-      hi = this.#w[2 * p + 1];
-      lo = this.#w[2 * p];
-      if (isSignalingBits(hi, lo)) {
-        this.#exc |= IE;
-        if (!this.#masked(IE)) return;
-        hi |= 0x00080000;
-      } else if ((hi & 0x7FF00000) === 0 && ((hi & 0x000FFFFF) | lo) !== 0 && !this.#masked(UE)) {
-        this.#exc |= UE; // unmasked, #U reports a tiny result even when exact, and stops the store
-        return;
-      }
-    }
-    this.#host.writeU32(addr, lo);
-    this.#host.writeU32(addr + 4, hi);
+    if (!this.#toMemoryFloat(false)) return;
+    this.#host.writeU32(addr, this.#loadWords[0]);
+    this.#host.writeU32(addr + 4, this.#loadWords[1]);
     if (pop) this.#pop();
   }
 
-  /** FSTP m80fp: exact, SNaNs stored as they are. */
+  /** FSTP m80fp: the register image as it is, SNaNs and unsupported encodings included. */
   #fstpF80(addr: number): void {
     this.#setCc(C1, 0);
+    let src = this.#top;
     if (this.#isEmpty(0)) {
       this.#stackUnderflow();
       if (!this.#masked(IE)) return;
-      toFloat80(INDEFINITE_HI, 0);
-    } else {
-      toFloat80(this.#w[2 * this.#top + 1], this.#w[2 * this.#top]);
+      this.#indefinite(RES);
+      src = RES;
     }
-    this.#host.writeU32(addr, float80Out[0]);
-    this.#host.writeU32(addr + 4, float80Out[1]);
-    this.#host.writeU16(addr + 8, float80Out[2]);
+    this.#host.writeU32(addr, this.#sig[2 * src]);
+    this.#host.writeU32(addr + 4, this.#sig[2 * src + 1]);
+    this.#host.writeU16(addr + 8, this.#se[src]);
     this.#pop();
   }
 
-  /** FIST/FISTP m16int/m32int/m64int: round per RC; out of range or NaN stores the integer indefinite under #I. */
-  #fistp(addr: number, sizeBytes: number, pop: boolean): void {
-    let r: number;
-    let indef = false;
+  /**
+   * ST(0) rounded to an integer per RC (`chop`: toward zero) as a BigInt, or null for the
+   * indefinite (#I raised: NaN, infinity, unsupported, or |result| >= `limit`). Raises #P, sets C1.
+   */
+  #toInteger(limit: bigint, chop: boolean): bigint | null {
+    const p = this.#top, c = this.#cls(p);
+    if (c === NAN || c === INFINITE || c === UNSUPPORTED) {
+      this.#exc |= IE;
+      return null;
+    }
+    if (c === ZERO) return 0n;
+    this.#unpack(p, 0);
+    const u = this.#u;
+    const m = roundToInteger(u[0], u[1], u[2], u[3], chop ? 3 : this.#rc());
+    const v = u[0] ? -m : m;
+    if (v >= limit || v < -limit) {
+      this.#exc |= IE;
+      return null;
+    }
+    this.#rounded(intFlags);
+    return v;
+  }
+
+  /** FIST/FISTP/FISTTP m16int/m32int/m64int; the integer indefinite under masked #I. */
+  #fistp(addr: number, sizeBytes: number, pop: boolean, chop: boolean): void {
     this.#setCc(C1, 0);
+    let v: bigint | null = null;
     if (this.#isEmpty(0)) {
       this.#stackUnderflow();
       if (!this.#masked(IE)) return;
-      indef = true;
-      r = 0;
     } else {
-      const v = this.#get(0);
-      r = roundToIntegral(v, (this.#cw >>> 10) & 3);
-      const limit = sizeBytes === 2 ? 32768 : sizeBytes === 4 ? 2147483648 : 9223372036854775808;
-      if (!(r >= -limit && r < limit)) { // also NaN
-        this.#exc |= IE;
-        if (!this.#masked(IE)) return;
-        indef = true;
-      } else if (r !== v) {
-        this.#exc |= PE;
-        if ((r < 0 ? -r : r) > (v < 0 ? -v : v)) this.#setCc(C1, C1);
-      }
+      v = this.#toInteger(
+        sizeBytes === 2 ? 32768n : sizeBytes === 4 ? 2147483648n : 9223372036854775808n,
+        chop,
+      );
+      if (v === null && !this.#masked(IE)) return;
     }
-    if (sizeBytes === 2) {
-      this.#host.writeU16(addr, indef ? 0x8000 : r & 0xFFFF);
-    } else if (sizeBytes === 4) {
-      this.#host.writeU32(addr, indef ? 0x80000000 : r | 0);
-    } else if (indef) {
-      this.#host.writeU32(addr, 0);
-      this.#host.writeU32(addr + 4, 0x80000000);
+    if (sizeBytes === 2) this.#host.writeU16(addr, v === null ? 0x8000 : Number(BigInt.asUintN(16, v)));
+    else if (sizeBytes === 4) {
+      this.#host.writeU32(addr, v === null ? 0x80000000 : Number(BigInt.asIntN(32, v)));
     } else {
-      const hi = Math.floor(r / 4294967296);
-      this.#host.writeU32(addr, (r - hi * 4294967296) >>> 0);
-      this.#host.writeU32(addr + 4, hi | 0);
+      const u = v === null ? 0x8000000000000000n : BigInt.asUintN(64, v);
+      this.#host.writeU32(addr, Number(u & 0xFFFFFFFFn));
+      this.#host.writeU32(addr + 4, Number(u >> 32n));
     }
     if (pop) this.#pop();
   }
@@ -1216,20 +1433,14 @@ export class Fpu {
       this.#stackUnderflow();
       if (!this.#masked(IE)) return;
     } else {
-      const v = this.#get(0);
-      const r = roundToIntegral(v, (this.#cw >>> 10) & 3);
-      if (!(r > -1e18 && r < 1e18)) {
-        this.#exc |= IE;
+      const v = this.#toInteger(1000000000000000000n, false);
+      if (v === null) {
         if (!this.#masked(IE)) return;
       } else {
-        if (r !== v) {
-          this.#exc |= PE;
-          if ((r < 0 ? -r : r) > (v < 0 ? -v : v)) this.#setCc(C1, C1);
-        }
-        toPackedBcd(r, signBit(r));
-        w0 = packedBcdOut[0];
-        w1 = packedBcdOut[1];
-        w2 = packedBcdOut[2];
+        const out = toPackedBcd(v < 0n ? -v : v, this.#sign(this.#top) !== 0);
+        w0 = out[0];
+        w1 = out[1];
+        w2 = out[2];
       }
     }
     this.#host.writeU32(addr, w0);
@@ -1244,7 +1455,7 @@ export class Fpu {
     if (this.#isEmpty(0)) {
       this.#stackUnderflow();
       if (!this.#masked(IE)) return;
-      this.#set(i, this.#indefinite());
+      this.#indefinite(this.#slot(i));
     } else {
       this.#copy(this.#slot(i), this.#top);
     }
@@ -1256,81 +1467,103 @@ export class Fpu {
     if (this.#isEmpty(0) || this.#isEmpty(i)) {
       this.#stackUnderflow();
       if (!this.#masked(IE)) return;
-      if (this.#isEmpty(0)) this.#set(0, this.#indefinite());
-      if (this.#isEmpty(i)) this.#set(i, this.#indefinite());
+      if (this.#isEmpty(0)) this.#indefinite(this.#top);
+      if (this.#isEmpty(i)) this.#indefinite(this.#slot(i));
     }
     const p0 = this.#top, pi = this.#slot(i);
-    this.#copy(RES, p0);
+    this.#copy(TMP, p0);
     this.#copy(p0, pi);
-    this.#copy(pi, RES);
+    this.#copy(pi, TMP);
   }
 
   // ---- arithmetic on the stack top -----------------------------------------------------------
 
+  /**
+   * For instructions on ST(0) alone: true when ST(0) is empty (masked response done), or its value
+   * is a NaN or unsupported (RES holds the result, #I raised as due).
+   */
+  #unaryException(): boolean {
+    if (this.#underflowSt0()) return true;
+    const c = this.#cls(this.#top);
+    if (c === UNSUPPORTED) this.#invalid();
+    else if (c === NAN) this.#nanResult(this.#top, this.#top);
+    else return false;
+    if (!this.#blocked()) this.#setFrom(0, RES);
+    return true;
+  }
+
   #fsqrt(): void {
-    if (this.#underflowSt0()) return;
     this.#setCc(C1, 0);
-    const x = this.#get(0);
-    let r: number;
-    if (x !== x) r = this.#nanResult(this.#top, this.#top);
-    else if (x < 0) r = this.#invalid();
-    else if (x === 0 || x === Infinity) r = x; // sqrt(-0) = -0
+    if (this.#unaryException()) return;
+    const p = this.#top, c = this.#cls(p);
+    if (c === ZERO) return; // sqrt(-0) = -0
+    if (this.#sign(p)) this.#invalid();
+    else if (this.#denormalStops(c === DENORMAL)) return;
+    else if (c === INFINITE) return;
     else {
-      const s = Math.sqrt(x);
-      r = this.#finish(s, sqrtErrorSign(x, s), true);
+      this.#unpack(p, 0);
+      const u = this.#u;
+      this.#rounded(sqrtExt(u[1], u[2], u[3], this.#prec(), this.#rc(), this.#cw));
+      this.#putOut(RES);
     }
-    if (!this.#blocked()) this.#set(0, r);
+    if (!this.#blocked()) this.#setFrom(0, RES);
   }
 
   #frndint(): void {
-    if (this.#underflowSt0()) return;
     this.#setCc(C1, 0);
-    const x = this.#get(0);
-    let r: number;
-    if (x !== x) r = this.#nanResult(this.#top, this.#top);
+    if (this.#unaryException()) return;
+    const p = this.#top, c = this.#cls(p);
+    if (c === ZERO || c === INFINITE) return;
+    if (this.#denormalStops(c === DENORMAL)) return;
+    this.#unpack(p, 0);
+    const u = this.#u;
+    if (u[1] >= 63) return; // already integral
+    const m = roundToInteger(u[0], u[1], u[2], u[3], this.#rc());
+    this.#rounded(intFlags);
+    if (m === 0n) this.#zero(RES, u[0]);
     else {
-      r = roundToIntegral(x, (this.#cw >>> 10) & 3);
-      if (r !== x) {
-        this.#exc |= PE;
-        if ((r < 0 ? -r : r) > (x < 0 ? -x : x)) this.#setCc(C1, C1);
-      }
+      packInteger(u[0], m);
+      this.#putOut(RES);
     }
-    if (!this.#blocked()) this.#set(0, r);
+    this.#setFrom(0, RES);
   }
 
-  /** FSCALE: ST(0) * 2^trunc(ST(1)), rounded once. */
+  /** FSCALE: ST(0) * 2^trunc(ST(1)), rounded once to 64 bits. */
   #fscale(): void {
     this.#setCc(C1, 0);
     if (this.#isEmpty(0) || this.#isEmpty(1)) {
       this.#stackUnderflow();
-      if (this.#masked(IE)) this.#set(0, this.#indefinite());
+      if (this.#masked(IE)) this.#indefinite(this.#top);
       return;
     }
-    const x = this.#get(0), y = this.#get(1);
-    let r: number;
-    if (x !== x || y !== y) r = this.#nanResult(this.#top, this.#slot(1));
-    else if (y === Infinity) r = x === 0 ? this.#invalid() : x * Infinity;
-    else if (y === -Infinity) r = x === Infinity || x === -Infinity ? this.#invalid() : x * 0;
-    else if (x === 0 || x === Infinity || x === -Infinity) r = x;
+    const px = this.#top, py = this.#slot(1);
+    const cx = this.#cls(px), cy = this.#cls(py);
+    if (cx === UNSUPPORTED || cy === UNSUPPORTED) this.#invalid();
+    else if (cx === NAN || cy === NAN) this.#nanResult(px, py);
+    else if (this.#denormalStops(cx === DENORMAL || cy === DENORMAL)) return;
+    else if (cy === INFINITE) {
+      const ySign = this.#sign(py);
+      if (!ySign) {
+        if (cx === ZERO) this.#invalid();
+        else if (cx === INFINITE) this.#copy(RES, px);
+        else this.#infinity(RES, this.#sign(px));
+      } else if (cx === INFINITE) this.#invalid();
+      else this.#zero(RES, this.#sign(px));
+    } else if (cx === ZERO || cx === INFINITE) this.#copy(RES, px);
     else {
-      const n = Math.trunc(Math.max(-1e5, Math.min(1e5, y)));
-      const e = exponentOf(x) + n;
-      if (e > 1023) r = this.#finish(x > 0 ? Infinity : -Infinity, 0, false);
-      else if (e >= -1022) r = scaled(x, n);
-      else {
-        const m = scaled(x, -exponentOf(x)); // significand in [1, 2)
-        let s: number, err: number;
-        if (e < -1100) {
-          s = x > 0 ? 0 : -0;
-          err = x > 0 ? 1 : -1;
-        } else {
-          s = (m * 9.332636185032189e-302) * pow2(e + 1000); // m * 2^-1000 is exact; one rounding
-          err = s === 0 ? (x > 0 ? 1 : -1) : Math.sign(m - scaled(s, -e));
-        }
-        r = this.#finish(s, err, false);
+      let n = 0;
+      if (cy !== ZERO) {
+        this.#unpack(py, 1);
+        const e = this.#u[5];
+        n = e >= 31 ? 1 << 30 : e < 0 ? 0 : this.#u[6] >>> (31 - e);
+        if (this.#u[4]) n = -n;
       }
+      this.#unpack(px, 0);
+      const u = this.#u;
+      this.#rounded(roundPack(u[0], u[1] + n, u[2], u[3], 0, 0, 64, this.#rc(), this.#cw, FMT_EXT));
+      this.#putOut(RES);
     }
-    if (!this.#blocked()) this.#set(0, r);
+    if (!this.#blocked()) this.#setFrom(0, RES);
   }
 
   /** FXTRACT: ST(0) becomes its exponent and the significand is pushed. */
@@ -1340,28 +1573,36 @@ export class Fpu {
       if (this.#isEmpty(0)) this.#stackUnderflow();
       else this.#stackOverflow();
       if (this.#masked(IE)) {
-        this.#set(0, this.#indefinite());
-        this.#push(NaN);
+        this.#indefinite(this.#top);
+        this.#top = (this.#top - 1) & 7;
+        this.#indefinite(this.#top);
       }
       return;
     }
-    const x = this.#get(0);
-    let e: number, m: number;
-    if (x !== x) e = m = this.#nanResult(this.#top, this.#top);
-    else if (x === 0) {
+    const p = this.#top, c = this.#cls(p);
+    if (c === UNSUPPORTED) {
+      this.#invalid();
+      this.#copy(RES2, RES);
+    } else if (c === NAN) {
+      this.#nanResult(p, p);
+      this.#copy(RES2, RES);
+    } else if (c === ZERO) {
       this.#exc |= ZE;
-      e = -Infinity;
-      m = x;
-    } else if (x === Infinity || x === -Infinity) {
-      e = Infinity;
-      m = x;
+      this.#infinity(RES, 1);
+      this.#copy(RES2, p);
+    } else if (c === INFINITE) {
+      this.#infinity(RES, 0);
+      this.#copy(RES2, p);
     } else {
-      e = exponentOf(x);
-      m = scaled(x, -e);
+      if (this.#denormalStops(c === DENORMAL)) return;
+      this.#unpack(p, 0);
+      const u = this.#u;
+      this.#loadInt32(RES, u[1]);
+      this.#put(RES2, u[3], u[2], (u[0] << 15) | 16383);
     }
     if (this.#blocked()) return;
-    this.#set(0, e);
-    this.#push(m);
+    this.#setFrom(0, RES);
+    this.#pushFrom(RES2);
   }
 
   /** FPREM (truncating) and FPREM1 (IEEE, round-to-nearest quotient): exact, maybe partial. */
@@ -1369,46 +1610,99 @@ export class Fpu {
     this.#setCc(C1 | C2, 0);
     if (this.#isEmpty(0) || this.#isEmpty(1)) {
       this.#stackUnderflow();
-      if (this.#masked(IE)) this.#set(0, this.#indefinite());
+      if (this.#masked(IE)) this.#indefinite(this.#top);
       return;
     }
-    const a = this.#get(0), b = this.#get(1);
-    let r: number;
-    if (a !== a || b !== b) r = this.#nanResult(this.#top, this.#slot(1));
-    else if (a === Infinity || a === -Infinity || b === 0) r = this.#invalid();
-    else if (a === 0 || b === Infinity || b === -Infinity) {
-      r = a;
+    const pa = this.#top, pb = this.#slot(1);
+    const ca = this.#cls(pa), cb = this.#cls(pb);
+    if (ca === UNSUPPORTED || cb === UNSUPPORTED) this.#invalid();
+    else if (ca === NAN || cb === NAN) this.#nanResult(pa, pb);
+    else if (ca === INFINITE || cb === ZERO) this.#invalid();
+    else if (this.#denormalStops(ca === DENORMAL || cb === DENORMAL)) return;
+    else if (ca === ZERO || cb === INFINITE) {
+      this.#canonical(RES, pa);
       this.#setCc(C0 | C1 | C3, 0);
     } else {
-      const d = exponentOf(a) - exponentOf(b);
-      const ab = b < 0 ? -b : b;
+      this.#unpack(pa, 0);
+      this.#unpack(pb, 1);
+      const u = this.#u;
+      const sign = u[0], ea = u[1], eb = u[5];
+      const ma = (BigInt(u[2]) << 32n) | BigInt(u[3]), mb = (BigInt(u[6]) << 32n) | BigInt(u[7]);
+      const d = ea - eb;
+      let r: bigint, rExp: number;
       if (d >= 64) {
         // Partial remainder: reduce by b * 2^(d - n), quotient truncated; C2 says "not done".
-        r = a % scaled(ab, d - ((d & 31) | 32));
+        const n = (d & 31) | 32;
+        r = (ma << BigInt(n)) % mb;
+        rExp = eb + (d - n);
         this.#setCc(C0 | C2 | C3, C2);
       } else {
-        const aa = a < 0 ? -a : a;
-        let rm = aa % ab; // exact
-        const r8 = aa % (ab * 8); // (ab * 8 may overflow to inf: then the quotient is below 8 anyway)
-        let q = Math.round((r8 - rm) / ab); // the quotient's low three bits
-        if (ieee) {
-          const half = exponentOf(ab) > 0
-            ? rm > ab * 0.5 || (rm === ab * 0.5 && (q & 1) === 1)
-            : rm * 2 > ab || (rm * 2 === ab && (q & 1) === 1);
-          if (half) {
-            rm -= ab; // exact (Sterbenz)
-            q++;
-          }
+        const A = d > 0 ? ma << BigInt(d) : ma, B = d < 0 ? mb << BigInt(-d) : mb;
+        let q = A / B;
+        r = A - q * B;
+        rExp = d < 0 ? ea : eb;
+        if (ieee && (2n * r > B || (2n * r === B && (q & 1n) === 1n))) {
+          r = B - r; // |a - (q + 1) b|, with the sign flipped
+          q++;
+          this.#setCc(C0 | C1 | C3, 0);
+          this.#quotientBits(Number(q & 7n));
+          this.#remainder(sign ^ 1, r, rExp);
+          if (!this.#blocked()) this.#setFrom(0, RES);
+          return;
         }
-        r = a < 0 ? -rm : rm;
-        if (r === 0) r = a < 0 ? -0 : 0;
-        this.#setCc(C0 | C1 | C3, (q & 4 ? C0 : 0) | (q & 2 ? C3 : 0) | (q & 1 ? C1 : 0));
+        this.#quotientBits(Number(q & 7n));
       }
+      this.#remainder(sign, r, rExp);
     }
-    if (!this.#blocked()) this.#set(0, r);
+    if (!this.#blocked()) this.#setFrom(0, RES);
+  }
+
+  #quotientBits(q: number): void {
+    this.#setCc(C0 | C1 | C3, (q & 4 ? C0 : 0) | (q & 2 ? C3 : 0) | (q & 1 ? C1 : 0));
+  }
+
+  /** RES = (-1)^sign * r * 2^(exp - 63), exact (r < 2^64), or a signed zero. */
+  #remainder(sign: number, r: bigint, exp: number): void {
+    if (r === 0n) {
+      this.#zero(RES, sign);
+      return;
+    }
+    const bits = r.toString(2).length;
+    const m = r << BigInt(64 - bits);
+    const c1 = this.#ccBits & C1, c1Mask = this.#ccMask & C1;
+    this.#rounded(
+      roundPack(
+        sign,
+        exp - 64 + bits,
+        Number(m >> 32n),
+        Number(m & 0xFFFFFFFFn),
+        0,
+        0,
+        64,
+        0,
+        this.#cw,
+        FMT_EXT,
+      ),
+    );
+    // The remainder is exact; C1 holds the quotient bit, not "rounded up".
+    this.#ccBits = (this.#ccBits & ~C1) | c1;
+    this.#ccMask = (this.#ccMask & ~C1) | c1Mask;
+    this.#putOut(RES);
   }
 
   // ---- transcendentals -----------------------------------------------------------------------
+
+  /** Slot dst = an approximate (transcendental) result r: #P; C1 cleared; NaN r means out of the domain. */
+  #approximate(dst: number, r: number): void {
+    this.#setCc(C1, 0);
+    if (r !== r) {
+      this.#invalid();
+      this.#copy(dst, RES);
+      return;
+    }
+    this.#exc |= PE;
+    this.#fromDouble(dst, r);
+  }
 
   /** FSIN (0), FCOS (1), FPTAN (2), FSINCOS (3). |x| >= 2^63 sets C2 and changes nothing. */
   #trig(kind: number): void {
@@ -1418,56 +1712,68 @@ export class Fpu {
       if (this.#isEmpty(0)) this.#stackUnderflow();
       else this.#stackOverflow();
       if (this.#masked(IE)) {
-        this.#set(0, this.#indefinite());
-        if (pushes) this.#push(NaN);
+        this.#indefinite(this.#top);
+        if (pushes) {
+          this.#top = (this.#top - 1) & 7;
+          this.#indefinite(this.#top);
+        }
       }
       return;
     }
-    const x = this.#get(0);
-    let r0: number, r1 = 0;
-    if (x !== x) r0 = r1 = this.#nanResult(this.#top, this.#top);
-    else if (x === Infinity || x === -Infinity) r0 = r1 = this.#invalid();
-    else if ((x < 0 ? -x : x) >= 9223372036854775808) {
+    const p = this.#top, c = this.#cls(p);
+    if (c === UNSUPPORTED || c === INFINITE) {
+      this.#invalid();
+      this.#copy(RES2, RES);
+    } else if (c === NAN) {
+      this.#nanResult(p, p);
+      this.#copy(RES2, RES);
+    } else if (c === ZERO) {
+      if (kind === 1) this.#loadInt32(RES, 1);
+      else this.#copy(RES, p); // sin(±0) = tan(±0) = ±0
+      this.#loadInt32(RES2, 1); // cos(0) for FSINCOS, 1.0 for FPTAN
+    } else if ((this.#se[p] & 0x7FFF) >= 16383 + 63) {
       this.#setCc(C2, C2);
       return;
-    } else if (x === 0) {
-      r0 = kind === 1 ? 1 : x; // exact: sin(±0) = tan(±0) = ±0, cos(0) = 1
-      r1 = 1; // cos(0) for FSINCOS, 1.0 for FPTAN
     } else {
+      if (this.#denormalStops(c === DENORMAL)) return;
+      const x = this.#toDouble(p);
       switch (kind) {
         case 0:
-          r0 = this.#approximate(Math.sin(x));
+          this.#approximate(RES, Math.sin(x));
           break;
         case 1:
-          r0 = this.#approximate(Math.cos(x));
+          this.#approximate(RES, Math.cos(x));
           break;
         case 2:
-          r0 = this.#approximate(Math.tan(x));
-          r1 = 1;
+          this.#approximate(RES, Math.tan(x));
+          this.#loadInt32(RES2, 1);
           break;
         default:
-          r0 = this.#approximate(Math.sin(x));
-          r1 = this.#approximate(Math.cos(x));
+          this.#approximate(RES, Math.sin(x));
+          this.#approximate(RES2, Math.cos(x));
       }
     }
     if (this.#blocked()) return;
-    this.#set(0, r0);
-    if (pushes) this.#push(r1);
+    this.#setFrom(0, RES);
+    if (pushes) this.#pushFrom(RES2);
   }
 
   /** FPATAN: ST(1) = atan2(ST(1), ST(0)), pop. */
   #fpatan(): void {
     this.#setCc(C1, 0);
     if (this.#binaryUnderflow()) return;
-    const x = this.#get(0), y = this.#get(1);
-    let r: number;
-    if (x !== x || y !== y) r = this.#nanResult(this.#top, this.#slot(1));
+    const px = this.#top, py = this.#slot(1);
+    const cx = this.#cls(px), cy = this.#cls(py);
+    if (cx === UNSUPPORTED || cy === UNSUPPORTED) this.#invalid();
+    else if (cx === NAN || cy === NAN) this.#nanResult(px, py);
+    else if (this.#denormalStops(cx === DENORMAL || cy === DENORMAL)) return;
     else {
-      r = Math.atan2(y, x);
-      if (r !== 0) r = this.#approximate(r);
+      const r = Math.atan2(this.#toDouble(py), this.#toDouble(px));
+      if (r === 0) this.#zero(RES, this.#sign(py));
+      else this.#approximate(RES, r);
     }
     if (this.#blocked()) return;
-    this.#set(1, r);
+    this.#setFrom(1, RES);
     this.#pop();
   }
 
@@ -1475,51 +1781,68 @@ export class Fpu {
   #fyl2x(plusOne: boolean): void {
     this.#setCc(C1, 0);
     if (this.#binaryUnderflow()) return;
-    const x = this.#get(0), y = this.#get(1);
-    const yInf = y === Infinity || y === -Infinity;
-    let r: number;
-    if (x !== x || y !== y) r = this.#nanResult(this.#top, this.#slot(1));
-    else if (plusOne) {
-      if (x === 0) r = yInf ? this.#invalid() : signBit(x) !== signBit(y) ? -0 : 0;
-      else if (x < -1) r = this.#invalid(); // log of a negative number (the domain is |x| < 1 - sqrt(2)/2)
-      else if (x === Infinity) r = y === 0 ? this.#invalid() : signBit(y) ? -Infinity : Infinity;
-      else if (yInf) r = (x > 0) === (y > 0) ? Infinity : -Infinity;
-      else if (y === 0) r = (x > 0) === !signBit(y) ? 0 : -0;
-      else r = this.#approximate(y * (Math.log1p(x) * Math.LOG2E));
-    } else if (x < 0) r = this.#invalid(); // -0 is not below 0
-    else if (x === 0) {
-      if (y === 0) r = this.#invalid();
-      else {
-        if (!yInf) this.#exc |= ZE;
-        r = signBit(y) ? Infinity : -Infinity;
-      }
-    } else if (x === Infinity) r = y === 0 ? this.#invalid() : signBit(y) ? -Infinity : Infinity;
-    else if (x === 1) r = yInf ? this.#invalid() : signBit(y) ? -0 : 0;
-    else if (yInf) r = (x > 1) === (y > 0) ? Infinity : -Infinity;
-    else if (y === 0) r = (x > 1) === !signBit(y) ? 0 : -0;
+    const px = this.#top, py = this.#slot(1);
+    const cx = this.#cls(px), cy = this.#cls(py);
+    if (cx === UNSUPPORTED || cy === UNSUPPORTED) this.#invalid();
+    else if (cx === NAN || cy === NAN) this.#nanResult(px, py);
     else {
-      const e = exponentOf(x);
-      // log2 of a power of two is exact: then only the multiplication rounds.
-      r = scaled(1, e) === x ? this.#mul(y, e) : this.#approximate(y * Math.log2(x));
+      const x = this.#toDouble(px), y = this.#toDouble(py);
+      const xSign = this.#sign(px), ySign = this.#sign(py);
+      const yInf = cy === INFINITE, yZero = cy === ZERO;
+      if (plusOne) {
+        if (cx === ZERO) {
+          if (yInf) this.#invalid();
+          else this.#zero(RES, xSign ^ ySign);
+        } else if (x < -1) this.#invalid(); // log of a negative number (the domain is |x| < 1 - sqrt(2)/2)
+        else if (cx === INFINITE) {
+          if (yZero) this.#invalid();
+          else this.#infinity(RES, ySign);
+        } else if (this.#denormalStops(cx === DENORMAL || cy === DENORMAL)) return;
+        else if (yInf) this.#infinity(RES, xSign ^ ySign);
+        else if (yZero) this.#zero(RES, xSign ^ ySign);
+        else this.#approximate(RES, y * (Math.log1p(x) * Math.LOG2E));
+      } else if (xSign && cx !== ZERO) this.#invalid(); // -0 is not below 0
+      else if (cx === ZERO) {
+        if (yZero) this.#invalid();
+        else {
+          if (!yInf) this.#exc |= ZE;
+          this.#infinity(RES, ySign ^ 1);
+        }
+      } else if (cx === INFINITE) {
+        if (yZero) this.#invalid();
+        else this.#infinity(RES, ySign);
+      } else if (this.#denormalStops(cx === DENORMAL || cy === DENORMAL)) return;
+      else if (
+        x === 1 && (this.#se[px] & 0x7FFF) === 16383 && this.#sig[2 * px + 1] === 0x80000000 &&
+        this.#sig[2 * px] === 0
+      ) {
+        if (yInf) this.#invalid();
+        else this.#zero(RES, ySign);
+      } else if (yInf) this.#infinity(RES, (x > 1) === !ySign ? 0 : 1);
+      else if (yZero) this.#zero(RES, (x > 1) === !ySign ? 0 : 1);
+      else this.#approximate(RES, y * Math.log2(x));
     }
     if (this.#blocked()) return;
-    this.#set(1, r);
+    this.#setFrom(1, RES);
     this.#pop();
   }
 
   /** F2XM1: ST(0) = 2^ST(0) - 1 (defined for -1 <= x <= 1). */
   #f2xm1(): void {
-    if (this.#underflowSt0()) return;
     this.#setCc(C1, 0);
-    const x = this.#get(0);
-    let r: number;
-    if (x !== x) r = this.#nanResult(this.#top, this.#top);
-    else if (x === 0 || x === Infinity) r = x;
-    else if (x === -Infinity) r = -1;
-    else if (x === 1 || x === -1) r = x === 1 ? 1 : -0.5;
-    else if (x > 1 || x < -1) r = x; // out of range: the host x87 leaves the operand as it is
-    else r = this.#approximate(Math.expm1(x * Math.LN2));
-    if (!this.#blocked()) this.#set(0, r);
+    if (this.#unaryException()) return;
+    const p = this.#top, c = this.#cls(p);
+    if (c === ZERO) return;
+    if (c === INFINITE) {
+      if (this.#sign(p)) this.#loadInt32(RES, -1);
+      else return;
+    } else {
+      if (this.#denormalStops(c === DENORMAL)) return;
+      const x = this.#toDouble(p);
+      if (x > 1 || x < -1) return; // out of range: the host x87 leaves the operand as it is
+      this.#approximate(RES, Math.expm1(x * Math.LN2));
+    }
+    if (!this.#blocked()) this.#setFrom(0, RES);
   }
 
   /** For ST(0)/ST(1) instructions that write ST(1) and pop: true (masked response done) if either is empty. */
@@ -1527,7 +1850,7 @@ export class Fpu {
     if (!this.#isEmpty(0) && !this.#isEmpty(1)) return false;
     this.#stackUnderflow();
     if (this.#masked(IE)) {
-      this.#set(1, this.#indefinite());
+      this.#indefinite(this.#slot(1));
       this.#pop();
     }
     return true;
@@ -1655,10 +1978,9 @@ export class Fpu {
   #saveRegisters(addr: number): void {
     for (let i = 0; i < 8; i++) {
       const p = (this.#top + i) & 7;
-      toFloat80(this.#w[2 * p + 1], this.#w[2 * p]);
-      this.#host.writeU32(addr + 10 * i, float80Out[0]);
-      this.#host.writeU32(addr + 10 * i + 4, float80Out[1]);
-      this.#host.writeU16(addr + 10 * i + 8, float80Out[2]);
+      this.#host.writeU32(addr + 10 * i, this.#sig[2 * p]);
+      this.#host.writeU32(addr + 10 * i + 4, this.#sig[2 * p + 1]);
+      this.#host.writeU16(addr + 10 * i + 8, this.#se[p]);
     }
   }
 
@@ -1666,9 +1988,9 @@ export class Fpu {
   #readRegisters(addr: number, stride: number): void {
     for (let i = 0; i < 8; i++) {
       const a = addr + stride * i;
-      fromFloat80(this.#host.readU32(a), this.#host.readU32(a + 4), this.#host.readU16(a + 8));
-      this.#loadWords[2 * i] = doubleBitsOut[0];
-      this.#loadWords[2 * i + 1] = doubleBitsOut[1];
+      this.#loadWords[3 * i] = this.#host.readU32(a);
+      this.#loadWords[3 * i + 1] = this.#host.readU32(a + 4);
+      this.#loadWords[3 * i + 2] = this.#host.readU16(a + 8);
     }
   }
 
@@ -1676,8 +1998,9 @@ export class Fpu {
   #commitRegisters(): void {
     for (let i = 0; i < 8; i++) {
       const p = (this.#top + i) & 7;
-      this.#w[2 * p] = this.#loadWords[2 * i];
-      this.#w[2 * p + 1] = this.#loadWords[2 * i + 1];
+      this.#sig[2 * p] = this.#loadWords[3 * i];
+      this.#sig[2 * p + 1] = this.#loadWords[3 * i + 1];
+      this.#se[p] = this.#loadWords[3 * i + 2];
     }
   }
 
@@ -1703,10 +2026,9 @@ export class Fpu {
     h.writeU32(a + 28, 0x0000FFBF); // MXCSR_MASK: all but DAZ
     for (let i = 0; i < 8; i++) {
       const r = a + 32 + 16 * i, p = (this.#top + i) & 7;
-      toFloat80(this.#w[2 * p + 1], this.#w[2 * p]);
-      h.writeU32(r, float80Out[0]);
-      h.writeU32(r + 4, float80Out[1]);
-      h.writeU32(r + 8, float80Out[2]);
+      h.writeU32(r, this.#sig[2 * p]);
+      h.writeU32(r + 4, this.#sig[2 * p + 1]);
+      h.writeU32(r + 8, this.#se[p]);
       h.writeU32(r + 12, 0);
     }
     for (let off = 160; off < 288; off += 4) h.writeU32(a + off, 0); // XMM0-7: none here

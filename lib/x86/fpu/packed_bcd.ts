@@ -1,7 +1,7 @@
 /**
  * The x87's 80-bit packed BCD integer (SDM Vol 1 §4.7, FBLD/FBSTP): 18 decimal digits, two per byte,
- * least significant byte first, and a sign in bit 7 of byte 9. Digits are combined in two base-10^9
- * limbs so every step is exact in binary64 and nothing allocates.
+ * least significant byte first, and a sign in bit 7 of byte 9. Values travel as BigInt magnitudes
+ * (18 digits exceed 2^53); FBLD and FBSTP are rare enough for that.
  */
 
 /** Output of `toPackedBcd`: [bytes 0-3, bytes 4-7, bytes 8-9] as uint32 words. */
@@ -14,54 +14,36 @@ function digitAt(lo: number, mid: number, hi: number, i: number): number {
 }
 
 /**
- * The value of a packed BCD integer (bytes 0-3, 4-7, 8-9), rounded to the nearest binary64 (18
- * digits can exceed 2^53). Nibbles above 9 are taken at face value, as the result is undefined.
+ * The magnitude of a packed BCD integer (bytes 0-3, 4-7, 8-9; the sign is bit 15 of `hi`).
+ * Nibbles above 9 are taken at face value, as the result is undefined.
  */
-export function fromPackedBcd(lo: number, mid: number, hi: number): number {
+export function fromPackedBcd(lo: number, mid: number, hi: number): bigint {
   let low = 0, high = 0;
   for (let i = 8; i >= 0; i--) low = low * 10 + digitAt(lo, mid, hi, i);
   for (let i = 17; i >= 9; i--) high = high * 10 + digitAt(lo, mid, hi, i);
-  // high * 1e9 + low with one rounding: split high so both partial products are exact.
-  const h1 = Math.floor(high / 32768), h0 = high - h1 * 32768;
-  const v = h1 * 1e9 * 32768 + (h0 * 1e9 + low);
-  return hi & 0x8000 ? -v : v;
+  return BigInt(high) * 1000000000n + BigInt(low);
 }
 
-/** Encodes integral `x` with |x| < 10^18 as packed BCD into `packedBcdOut` (sign from `negative`). */
-export function toPackedBcd(x: number, negative: boolean): void {
-  let m = Math.abs(x), k = 0;
-  while (m >= 9007199254740992) { // >= 2^53: an even integer; halve exactly, double back below
-    m /= 2;
-    k++;
-  }
-  let high = Math.floor(m / 1e9);
-  let low = m - high * 1e9;
-  if (low < 0) {
-    high--;
-    low += 1e9;
-  } else if (low >= 1e9) {
-    high++;
-    low -= 1e9;
-  }
-  for (; k > 0; k--) {
-    low *= 2;
-    high *= 2;
-    if (low >= 1e9) {
-      low -= 1e9;
-      high++;
-    }
-  }
+/** Encodes magnitude m < 10^18 as packed BCD into `packedBcdOut` (sign from `negative`); returns it. */
+export function toPackedBcd(m: bigint, negative: boolean): Uint32Array {
+  let high = Number(m / 1000000000n);
+  let low = Number(m % 1000000000n);
   let w0 = 0, w1 = 0, w2 = negative ? 0x8000 : 0;
   for (let i = 0; i < 18; i++) {
-    const limb = i < 9 ? low : high;
-    const digit = limb % 10;
-    if (i < 9) low = (low - digit) / 10;
-    else high = (high - digit) / 10;
+    let digit: number;
+    if (i < 9) {
+      digit = low % 10;
+      low = (low - digit) / 10;
+    } else {
+      digit = high % 10;
+      high = (high - digit) / 10;
+    }
     if (i < 8) w0 |= digit << (4 * i);
     else if (i < 16) w1 |= digit << (4 * (i - 8));
     else w2 |= digit << (4 * (i - 16));
   }
-  packedBcdOut[0] = w0;
-  packedBcdOut[1] = w1;
+  packedBcdOut[0] = w0 >>> 0;
+  packedBcdOut[1] = w1 >>> 0;
   packedBcdOut[2] = w2;
+  return packedBcdOut;
 }
