@@ -31,6 +31,7 @@ import {
   roundToInteger,
   sqrtExt,
 } from "./extended_arith.ts";
+import { atan2Ext, f2xm1Ext, piQuartersExt, trigExt, yl2xExt, yl2xp1Ext } from "./extended_math.ts";
 import { fromPackedBcd, toPackedBcd } from "./packed_bcd.ts";
 
 /** `execute` results. */
@@ -1692,16 +1693,17 @@ export class Fpu {
 
   // ---- transcendentals -----------------------------------------------------------------------
 
-  /** Slot dst = an approximate (transcendental) result r: #P; C1 cleared; NaN r means out of the domain. */
-  #approximate(dst: number, r: number): void {
-    this.#setCc(C1, 0);
-    if (r !== r) {
-      this.#invalid();
-      this.#copy(dst, RES);
-      return;
-    }
-    this.#exc |= PE;
-    this.#fromDouble(dst, r);
+  /** Takes a transcendental's rounded result from extOut into slot dst (flags from extended_math.ts). */
+  #approximate(dst: number, flags: number): void {
+    this.#rounded(flags);
+    this.#putOut(dst);
+  }
+
+  /** True when finite slot s has magnitude above 1 (or, with `orEqual`, at least 1). */
+  #beyondOne(s: number, orEqual: boolean): boolean {
+    const e = this.#se[s] & 0x7FFF;
+    if (e !== 16383) return e > 16383;
+    return orEqual || this.#sig[2 * s + 1] !== 0x80000000 || this.#sig[2 * s] !== 0;
   }
 
   /** FSIN (0), FCOS (1), FPTAN (2), FSINCOS (3). |x| >= 2^63 sets C2 and changes nothing. */
@@ -1736,21 +1738,20 @@ export class Fpu {
       return;
     } else {
       if (this.#denormalStops(c === DENORMAL)) return;
-      const x = this.#toDouble(p);
+      this.#unpack(p, 0);
+      const u = this.#u, rc = this.#rc(), cw = this.#cw;
       switch (kind) {
         case 0:
-          this.#approximate(RES, Math.sin(x));
-          break;
         case 1:
-          this.#approximate(RES, Math.cos(x));
+          this.#approximate(RES, trigExt(kind, u[0], u[1], u[2], u[3], rc, cw));
           break;
         case 2:
-          this.#approximate(RES, Math.tan(x));
+          this.#approximate(RES, trigExt(2, u[0], u[1], u[2], u[3], rc, cw));
           this.#loadInt32(RES2, 1);
           break;
         default:
-          this.#approximate(RES, Math.sin(x));
-          this.#approximate(RES2, Math.cos(x));
+          this.#approximate(RES2, trigExt(1, u[0], u[1], u[2], u[3], rc, cw));
+          this.#approximate(RES, trigExt(0, u[0], u[1], u[2], u[3], rc, cw));
       }
     }
     if (this.#blocked()) return;
@@ -1764,13 +1765,26 @@ export class Fpu {
     if (this.#binaryUnderflow()) return;
     const px = this.#top, py = this.#slot(1);
     const cx = this.#cls(px), cy = this.#cls(py);
+    const xSign = this.#sign(px), ySign = this.#sign(py);
+    const rc = this.#rc(), cw = this.#cw;
     if (cx === UNSUPPORTED || cy === UNSUPPORTED) this.#invalid();
     else if (cx === NAN || cy === NAN) this.#nanResult(px, py);
     else if (this.#denormalStops(cx === DENORMAL || cy === DENORMAL)) return;
-    else {
-      const r = Math.atan2(this.#toDouble(py), this.#toDouble(px));
-      if (r === 0) this.#zero(RES, this.#sign(py));
-      else this.#approximate(RES, r);
+    else if (cy === ZERO) {
+      if (xSign) this.#approximate(RES, piQuartersExt(ySign, 4, rc, cw)); // ±pi
+      else this.#zero(RES, ySign);
+    } else if (cy === INFINITE) {
+      const n = cx === INFINITE ? (xSign ? 3 : 1) : 2; // ±3pi/4, ±pi/4, ±pi/2
+      this.#approximate(RES, piQuartersExt(ySign, n, rc, cw));
+    } else if (cx === ZERO) this.#approximate(RES, piQuartersExt(ySign, 2, rc, cw));
+    else if (cx === INFINITE) {
+      if (xSign) this.#approximate(RES, piQuartersExt(ySign, 4, rc, cw));
+      else this.#zero(RES, ySign);
+    } else {
+      this.#unpack(py, 0);
+      this.#unpack(px, 1);
+      const u = this.#u;
+      this.#approximate(RES, atan2Ext(u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], rc, cw));
     }
     if (this.#blocked()) return;
     this.#setFrom(1, RES);
@@ -1786,21 +1800,33 @@ export class Fpu {
     if (cx === UNSUPPORTED || cy === UNSUPPORTED) this.#invalid();
     else if (cx === NAN || cy === NAN) this.#nanResult(px, py);
     else {
-      const x = this.#toDouble(px), y = this.#toDouble(py);
       const xSign = this.#sign(px), ySign = this.#sign(py);
       const yInf = cy === INFINITE, yZero = cy === ZERO;
+      const rc = this.#rc(), cw = this.#cw;
       if (plusOne) {
         if (cx === ZERO) {
           if (yInf) this.#invalid();
           else this.#zero(RES, xSign ^ ySign);
-        } else if (x < -1) this.#invalid(); // log of a negative number (the domain is |x| < 1 - sqrt(2)/2)
-        else if (cx === INFINITE) {
+        } else if (xSign && this.#beyondOne(px, false)) {
+          this.#invalid(); // log of a negative number (the domain is |x| < 1 - sqrt(2)/2)
+        } else if (cx === INFINITE) {
           if (yZero) this.#invalid();
           else this.#infinity(RES, ySign);
         } else if (this.#denormalStops(cx === DENORMAL || cy === DENORMAL)) return;
         else if (yInf) this.#infinity(RES, xSign ^ ySign);
         else if (yZero) this.#zero(RES, xSign ^ ySign);
-        else this.#approximate(RES, y * (Math.log1p(x) * Math.LOG2E));
+        else if (xSign && !this.#beyondOne(px, true)) {
+          this.#unpack(py, 0);
+          this.#unpack(px, 1);
+          const u = this.#u;
+          this.#approximate(RES, yl2xp1Ext(u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], rc, cw));
+        } else if (xSign) this.#infinity(RES, ySign ^ 1); // x = -1: log2(0)
+        else {
+          this.#unpack(py, 0);
+          this.#unpack(px, 1);
+          const u = this.#u;
+          this.#approximate(RES, yl2xp1Ext(u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], rc, cw));
+        }
       } else if (xSign && cx !== ZERO) this.#invalid(); // -0 is not below 0
       else if (cx === ZERO) {
         if (yZero) this.#invalid();
@@ -1812,15 +1838,17 @@ export class Fpu {
         if (yZero) this.#invalid();
         else this.#infinity(RES, ySign);
       } else if (this.#denormalStops(cx === DENORMAL || cy === DENORMAL)) return;
-      else if (
-        x === 1 && (this.#se[px] & 0x7FFF) === 16383 && this.#sig[2 * px + 1] === 0x80000000 &&
-        this.#sig[2 * px] === 0
-      ) {
+      else if (!this.#beyondOne(px, false) && this.#beyondOne(px, true)) { // x = 1
         if (yInf) this.#invalid();
         else this.#zero(RES, ySign);
-      } else if (yInf) this.#infinity(RES, (x > 1) === !ySign ? 0 : 1);
-      else if (yZero) this.#zero(RES, (x > 1) === !ySign ? 0 : 1);
-      else this.#approximate(RES, y * Math.log2(x));
+      } else if (yInf) this.#infinity(RES, this.#beyondOne(px, false) === !ySign ? 0 : 1);
+      else if (yZero) this.#zero(RES, this.#beyondOne(px, false) === !ySign ? 0 : 1);
+      else {
+        this.#unpack(py, 0);
+        this.#unpack(px, 1);
+        const u = this.#u;
+        this.#approximate(RES, yl2xExt(u[0], u[1], u[2], u[3], u[5], u[6], u[7], rc, cw));
+      }
     }
     if (this.#blocked()) return;
     this.#setFrom(1, RES);
@@ -1838,9 +1866,10 @@ export class Fpu {
       else return;
     } else {
       if (this.#denormalStops(c === DENORMAL)) return;
-      const x = this.#toDouble(p);
-      if (x > 1 || x < -1) return; // out of range: the host x87 leaves the operand as it is
-      this.#approximate(RES, Math.expm1(x * Math.LN2));
+      if (this.#beyondOne(p, false)) return; // out of range: the host x87 leaves the operand as it is
+      this.#unpack(p, 0);
+      const u = this.#u;
+      this.#approximate(RES, f2xm1Ext(u[0], u[1], u[2], u[3], this.#rc(), this.#cw));
     }
     if (!this.#blocked()) this.#setFrom(0, RES);
   }
