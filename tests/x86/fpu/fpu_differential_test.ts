@@ -25,10 +25,6 @@ function bitsOf(x: number): bigint {
   bitsView.setFloat64(0, x, true);
   return bitsView.getBigUint64(0, true);
 }
-function valueOf(b: bigint): number {
-  bitsView.setBigUint64(0, b, true);
-  return bitsView.getFloat64(0, true);
-}
 /** Marks a value given as an 80-bit image (sign/exponent << 64 | significand) rather than binary64 bits. */
 const EXT = 1n << 96n;
 function x80(se: number, sig: bigint): bigint {
