@@ -473,6 +473,41 @@ export function roundToInteger(sign: number, exp: number, hi: number, lo: number
   return inc ? q + 1n : q;
 }
 
+/** `roundToInteger` for |x| < 2^31 (exp < 31), in plain numbers: the rounded magnitude. */
+export function roundToSmallInteger(sign: number, exp: number, hi: number, lo: number, rc: number): number {
+  let q: number, round: number, rest: number;
+  if (exp < 0) {
+    q = 0;
+    round = exp === -1 ? 1 : 0;
+    rest = exp === -1 ? (hi & 0x7FFFFFFF) | lo : 1;
+  } else {
+    const d = 31 - exp; // 1..31 low bits of the high word, and the low word, are the fraction
+    q = hi >>> d;
+    round = (hi >>> (d - 1)) & 1;
+    rest = (hi & ((1 << (d - 1)) - 1)) | lo;
+  }
+  if ((round | rest) === 0) {
+    intFlags = 0;
+    return q;
+  }
+  let inc: boolean;
+  switch (rc) {
+    case 0:
+      inc = round !== 0 && (rest !== 0 || (q & 1) !== 0);
+      break;
+    case 1:
+      inc = sign !== 0;
+      break;
+    case 2:
+      inc = sign === 0;
+      break;
+    default:
+      inc = false;
+  }
+  intFlags = R_PE | (inc ? R_C1 : 0);
+  return inc ? q + 1 : q;
+}
+
 /** Flags of the last `roundToInteger`. */
 export let intFlags = 0;
 

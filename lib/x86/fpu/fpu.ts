@@ -29,6 +29,7 @@ import {
   R_C1,
   roundPack,
   roundToInteger,
+  roundToSmallInteger,
   sqrtExt,
 } from "./extended_arith.ts";
 import { atan2Ext, f2xm1Ext, piQuartersExt, trigExt, yl2xExt, yl2xp1Ext } from "./extended_math.ts";
@@ -1404,6 +1405,24 @@ export class Fpu {
   /** FIST/FISTP/FISTTP m16int/m32int/m64int; the integer indefinite under masked #I. */
   #fistp(addr: number, sizeBytes: number, pop: boolean, chop: boolean): void {
     this.#setCc(C1, 0);
+    const c = this.#cls(this.#top);
+    if (sizeBytes !== 8 && !this.#isEmpty(0) && (c === NORMAL || c === DENORMAL)) {
+      // The common case in plain numbers: |x| < 2^31.
+      this.#unpack(this.#top, 0);
+      const u = this.#u;
+      if (u[1] < 31) {
+        const m = roundToSmallInteger(u[0], u[1], u[2], u[3], chop ? 3 : this.#rc());
+        const v = u[0] ? -m : m;
+        const limit = sizeBytes === 2 ? 32768 : 2147483648;
+        if (v < limit && v >= -limit) {
+          this.#rounded(intFlags);
+          if (sizeBytes === 2) this.#host.writeU16(addr, v & 0xFFFF);
+          else this.#host.writeU32(addr, v | 0);
+          if (pop) this.#pop();
+          return;
+        }
+      }
+    }
     let v: bigint | null = null;
     if (this.#isEmpty(0)) {
       this.#stackUnderflow();
