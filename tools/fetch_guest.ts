@@ -25,7 +25,14 @@ export interface GuestFiles {
   modules?: string[];
   /** The initramfs's other parts (GUEST_EXTRAS) it was built with; a cache missing one is rebuilt. */
   extras?: string[];
+  /** The digest of the initramfs's scripts (/init, inittab): a cache built from other scripts is rebuilt. */
+  scripts?: string;
 }
+
+/** Stable names in the cache, beside the versioned files, so that documented paths never go stale. */
+export const STABLE_KERNEL = "vmlinuz";
+export const STABLE_VMLINUX = "vmlinux";
+export const STABLE_INITRD = "initramfs.cpio.gz";
 
 /** The host cannot provide the Guest (no apt, no i386 kernel package); tests skip on this. */
 export class GuestUnavailableError extends Error {
@@ -122,9 +129,12 @@ async function readManifest(dir: string): Promise<GuestFiles | undefined> {
     for (const path of [files.kernel, files.initrd, files.vmlinux]) {
       if (path !== undefined) await Deno.stat(path);
     }
-    // A cache built with fewer modules (an older GUEST_MODULES) is rebuilt.
+    // A cache built with fewer modules (an older GUEST_MODULES) or other scripts is rebuilt.
     if (!GUEST_MODULES.every((m) => files.modules?.includes(m))) return undefined;
     if (!GUEST_EXTRAS.every((x) => files.extras?.includes(x))) return undefined;
+    if (files.scripts !== await scriptsDigest()) return undefined;
+    await Deno.stat(`${dir}/${STABLE_KERNEL}`);
+    if (files.vmlinux !== undefined) await Deno.stat(`${dir}/${STABLE_VMLINUX}`);
     return files;
   } catch {
     return undefined;
@@ -142,7 +152,8 @@ async function fetchAndBuild(dir: string, parent: string, log: (line: string) =>
   const work = await Deno.makeTempDir({ dir: parent, prefix: "fetch-" });
   try {
     log(`+ (cd ${work} && apt-get download ${kernelPackage.spec} ${BUSYBOX_PACKAGE})`);
-    await run("apt-get", ["download", "-q", kernelPackage.spec, BUSYBOX_PACKAGE], { cwd: work });
+    // apt's own lines ("Get:1 ... [5,727 kB]", "Fetched ... in 3s") are the download's progress.
+    await run("apt-get", ["download", kernelPackage.spec, BUSYBOX_PACKAGE], { cwd: work, log });
     const root = `${work}/root`;
     const packages: string[] = [];
     for await (const entry of Deno.readDir(work)) {
@@ -161,6 +172,7 @@ async function fetchAndBuild(dir: string, parent: string, log: (line: string) =>
     const busybox = await Deno.readFile(`${root}/bin/busybox`);
     const modules = await collectModules(`${root}/lib/modules/${version}`, GUEST_MODULES);
     log(`modules, in load order: ${modules.map((m) => m.name).join(" ")}`);
+    log("building initramfs.cpio.gz (busybox, the modules, /init)");
     const initramfs = await buildInitramfs({ busybox, modules, version });
 
     const stage = `${work}/out`;
@@ -174,11 +186,14 @@ async function fetchAndBuild(dir: string, parent: string, log: (line: string) =>
       packages,
       modules: modules.map((m) => m.name),
       extras: GUEST_EXTRAS,
+      scripts: await scriptsDigest(),
     };
+    await Deno.symlink(boot, `${stage}/${STABLE_KERNEL}`);
     const vmlinux = await extractVmlinux(await Deno.readFile(`${root}/boot/${boot}`), log);
     if (vmlinux) {
       await Deno.writeFile(`${stage}/vmlinux-${version}`, vmlinux);
       files.vmlinux = `${dir}/vmlinux-${version}`;
+      await Deno.symlink(`vmlinux-${version}`, `${stage}/${STABLE_VMLINUX}`);
     }
     await Deno.writeTextFile(`${stage}/${MANIFEST}`, JSON.stringify(files, null, 2) + "\n");
     await removeOldGuest(dir);
@@ -322,12 +337,18 @@ export function moduleDepends(ko: Uint8Array): string[] {
   return [];
 }
 
-/** Our /init: mount the pseudo filesystems, print the marker, load the modules, run a shell, power off. */
+/**
+ * Our /init: mount the pseudo filesystems, print the marker, load the modules, size the serial
+ * console, then hand PID 1 to busybox init (/etc/inittab), which reaps orphans and turns plain
+ * `poweroff`, `reboot` and `halt` (SIGUSR2, SIGTERM, SIGUSR1 to PID 1) into the real thing.
+ */
 export function initScript(version: string, modulePaths: string[]): string {
   const insmods = modulePaths.map((p) => `  /lib/modules/${version}/${p} \\\n`).join("");
   return `#!/bin/sh
-# /init of the lguest.ts reference Guest, written by tools/fetch_guest.ts.
-# Kernel command line: lguest_run="COMMAND" runs COMMAND instead of the shell, then powers off
+# /init of the lguest.ts reference Guest, written by tools/fetch_guest.ts. Kernel command line:
+#   lguest_run="COMMAND"  run COMMAND instead of a shell, then power off; the launcher exits with
+#                         COMMAND's status (written to the exit-status port 0xF4 through /dev/port)
+#   lguest_tty=COLSxROWS  the host terminal's size (the launcher adds it), for the serial console
 # (the kernel hands unknown name=value words to init as environment variables).
 export PATH=/sbin:/bin:/usr/sbin:/usr/bin
 /bin/busybox --install -s
@@ -341,15 +362,42 @@ ${insmods}; do
 done
 # Network links up, unaddressed: a bare udhcpc (or ip addr add) then just works.
 for l in /sys/class/net/*; do ip link set "\${l##*/}" up 2>/dev/null; done
+case "$lguest_tty" in
+  *[0-9]x[0-9]*) [ -c /dev/ttyS0 ] && stty -F /dev/ttyS0 cols "\${lguest_tty%x*}" rows "\${lguest_tty#*x}" ;;
+esac
+exec /bin/busybox init
+`;
+}
+
+/** busybox init's table: /etc/lguest-main once, reboot on Ctrl-Alt-Del, sync and unmount on the way out. */
+export const INITTAB =
+  `# /etc/inittab of the lguest.ts reference Guest (busybox init), written by tools/fetch_guest.ts.
+::once:/etc/lguest-main
+::ctrlaltdel:/sbin/reboot
+::shutdown:/bin/sh -c 'umount -a -r 2>/dev/null; sync'
+`;
+
+/** What busybox init runs once: the lguest_run command or an interactive shell, then power off. */
+export const MAIN_SCRIPT = `#!/bin/sh
+# /etc/lguest-main of the lguest.ts reference Guest, run once by busybox init.
 if [ -n "$lguest_run" ]; then
   sh -c "$lguest_run"
-  echo "LGUEST-TS-EXIT $?"
-else
-  echo "init: a shell on the console; leave it or type 'poweroff -f' to power off"
-  setsid cttyhack sh
+  status=$?
+  echo "LGUEST-TS-EXIT $status"
+  printf "\\\\$(printf %03o "$status")" | dd of=/dev/port bs=1 seek=244 count=1 2>/dev/null
+  sync
+  poweroff -f
 fi
-poweroff -f
+echo "init: a shell on the console; leave it or type 'poweroff' to power off ('reboot' restarts)"
+setsid cttyhack sh
+poweroff
 `;
+
+/** SHA-256 of the initramfs's scripts as this version of the tool writes them. */
+async function scriptsDigest(): Promise<string> {
+  const text = initScript("VERSION", ["MODULE.ko"]) + INITTAB + MAIN_SCRIPT + UDHCPC_SCRIPT;
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 /**
@@ -390,11 +438,14 @@ export async function buildInitramfs(
   cpio.addSymlink("bin/sh", "busybox");
   for (const m of parts.modules) cpio.addFile(`lib/modules/${parts.version}/${m.relativePath}`, m.data);
   const init = initScript(parts.version, parts.modules.map((m) => m.relativePath));
-  cpio.addFile("init", new TextEncoder().encode(init), 0o755);
   // Debian's busybox looks for /etc/udhcpc/default.script; upstream's default is /usr/share/udhcpc/.
   for (const dir of ["etc/udhcpc", "usr/share", "usr/share/udhcpc"]) cpio.addDirectory(dir);
   cpio.addFile("etc/udhcpc/default.script", new TextEncoder().encode(UDHCPC_SCRIPT), 0o755);
   cpio.addSymlink("usr/share/udhcpc/default.script", "/etc/udhcpc/default.script");
+  const encoder = new TextEncoder();
+  cpio.addFile("init", encoder.encode(init), 0o755);
+  cpio.addFile("etc/inittab", encoder.encode(INITTAB), 0o644);
+  cpio.addFile("etc/lguest-main", encoder.encode(MAIN_SCRIPT), 0o755);
   return await gzip(cpio.finish());
 }
 
@@ -443,9 +494,14 @@ async function commandExists(name: string): Promise<boolean> {
 async function run(
   cmd: string,
   args: string[],
-  opts: { cwd?: string; allowFailure?: boolean } = {},
+  opts: { cwd?: string; allowFailure?: boolean; log?: (line: string) => void } = {},
 ): Promise<string> {
-  const out = await new Deno.Command(cmd, { args, cwd: opts.cwd, stdout: "piped", stderr: "piped" }).output();
+  const out = opts.log
+    ? await outputLogged(
+      new Deno.Command(cmd, { args, cwd: opts.cwd, stdout: "piped", stderr: "piped" }),
+      opts.log,
+    )
+    : await new Deno.Command(cmd, { args, cwd: opts.cwd, stdout: "piped", stderr: "piped" }).output();
   const stderr = new TextDecoder().decode(out.stderr).trim();
   if (!out.success && !opts.allowFailure) {
     throw new Error(
@@ -454,6 +510,33 @@ async function run(
   }
   if (!out.success) console.error(`  (${cmd} exited ${out.code}; continuing)`);
   return new TextDecoder().decode(out.stdout);
+}
+
+/** Like `command.output()`, also passing each line of stdout to `log` as it comes (progress). */
+async function outputLogged(
+  command: Deno.Command,
+  log: (line: string) => void,
+): Promise<{ success: boolean; code: number; stdout: Uint8Array; stderr: Uint8Array }> {
+  const child = command.spawn();
+  const chunks: Uint8Array[] = [];
+  const decoder = new TextDecoder();
+  let pending = "";
+  const stderr = new Response(child.stderr).arrayBuffer();
+  for await (const chunk of child.stdout) {
+    chunks.push(chunk);
+    const lines = (pending + decoder.decode(chunk, { stream: true })).split(/\r?\n|\r/);
+    pending = lines.pop() ?? "";
+    for (const line of lines) if (line.trim() !== "") log(`  ${line.trim()}`);
+  }
+  if (pending.trim() !== "") log(`  ${pending.trim()}`);
+  const status = await child.status;
+  const stdout = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let at = 0;
+  for (const c of chunks) {
+    stdout.set(c, at);
+    at += c.length;
+  }
+  return { success: status.success, code: status.code, stdout, stderr: new Uint8Array(await stderr) };
 }
 
 if (import.meta.main) {
@@ -467,10 +550,12 @@ if (import.meta.main) {
   }
   try {
     const files = await ensureGuest({ force: values.force, log: (l) => console.error(l) });
+    // The stable names, in the README's order; the versioned files sit beside them.
+    const dir = guestDir();
+    console.log(`kernel=${dir}/${STABLE_KERNEL}`);
+    if (files.vmlinux) console.log(`vmlinux=${dir}/${STABLE_VMLINUX}`);
+    console.log(`initrd=${dir}/${STABLE_INITRD}`);
     console.log(`version=${files.version}`);
-    if (files.vmlinux) console.log(`vmlinux=${files.vmlinux}`);
-    console.log(`kernel=${files.kernel}`);
-    console.log(`initrd=${files.initrd}`);
   } catch (e) {
     if (!(e instanceof GuestUnavailableError)) throw e;
     console.error(`fetch_guest: ${e.message}`);

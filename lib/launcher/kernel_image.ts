@@ -23,6 +23,7 @@ const HDR_KERNEL_VERSION = 0x20E;
 const HDR_LOADFLAGS = 0x211;
 const HDR_KERNEL_ALIGNMENT = 0x230;
 const HDR_RELOCATABLE_KERNEL = 0x234;
+const HDR_XLOADFLAGS = 0x236;
 const HDR_PAYLOAD_OFFSET = 0x248;
 const HDR_PAYLOAD_LENGTH = 0x24C;
 const HDR_PREF_ADDRESS = 0x258;
@@ -33,6 +34,10 @@ const PROTOCOL_WITH_PAYLOAD = 0x0208;
 const HDRS_MAGIC = 0x53726448;
 /** loadflags bit 0: the protected-mode code goes at 0x100000 (a bzImage). */
 const LOADED_HIGH = 0x01;
+/** xloadflags bit 0 (boot protocol 2.12+): the kernel has the 64-bit entry point, so it is a 64-bit kernel. */
+const XLF_KERNEL_64 = 0x01;
+const PROTOCOL_WITH_XLOADFLAGS = 0x020C;
+const NOT_64_BIT = "64-bit kernels are not supported: use a 32-bit x86 kernel";
 /** The setup header may not run into boot_params' next field, edd_mbr_sig_buffer at 0x290. */
 const SETUP_HEADER_LIMIT = 0x290;
 
@@ -75,6 +80,21 @@ export interface KernelImage {
 }
 
 /**
+ * The checks that need only the file's first bytes, done before any slow work (decompressing a
+ * bzImage's payload): a 64-bit kernel, bzImage (xloadflags XLF_KERNEL_64) or ELF64, is refused.
+ */
+export function checkKernelHeader(image: Uint8Array, fileName: string): void {
+  const fail = (why: string) => new LaunchError(`Cannot load kernel "${fileName}": ${why}`);
+  if (image.length >= HDR_XLOADFLAGS + 2 && u32(image, HDR_HEADER) === HDRS_MAGIC) {
+    if (u16(image, HDR_VERSION) >= PROTOCOL_WITH_XLOADFLAGS && (image[HDR_XLOADFLAGS] & XLF_KERNEL_64)) {
+      throw fail(NOT_64_BIT);
+    }
+  } else if (image.length >= 5 && image[0] === 0x7F && image[1] === 0x45 && image[4] === ELFCLASS64) {
+    throw fail(NOT_64_BIT);
+  }
+}
+
+/**
  * Recognises `image` (the contents of the file `fileName`) and copies it into `mem`. Throws
  * `LaunchError` naming the file when it is not a kernel we can boot or does not fit.
  */
@@ -92,6 +112,7 @@ export function loadKernelImage(mem: GuestMemory, image: Uint8Array, fileName: s
 
 function loadBzImage(mem: GuestMemory, image: Uint8Array, fail: (why: string) => LaunchError): KernelImage {
   const version = u16(image, HDR_VERSION);
+  if (version >= PROTOCOL_WITH_XLOADFLAGS && (image[HDR_XLOADFLAGS] & XLF_KERNEL_64)) throw fail(NOT_64_BIT);
   if (version < 0x0204) {
     throw fail(`boot protocol ${protocolText(version)} is too old: 2.04 or later is needed`);
   }
@@ -192,7 +213,7 @@ interface ElfSegment {
 
 function loadElf(mem: GuestMemory, image: Uint8Array, fail: (why: string) => LaunchError): KernelImage {
   if (image.length < 6) throw fail("the ELF file is truncated: no complete ELF header");
-  if (image[4] === ELFCLASS64) throw fail("64-bit kernels are not supported: use a 32-bit x86 kernel");
+  if (image[4] === ELFCLASS64) throw fail(NOT_64_BIT);
   if (image[4] !== ELFCLASS32) throw fail(`unknown ELF class ${image[4]}`);
   if (image[5] !== ELFDATA2LSB) throw fail("it is a big-endian ELF file, not an x86 kernel");
   if (image.length < 52) throw fail("the ELF file is truncated: no complete ELF header");

@@ -3,7 +3,8 @@
  * attach the PC platform and its Backends, run until the Guest stops, and turn how it stopped
  * into an exit code (0 powered off, 3 halted for good, 1 crashed).
  */
-import { Terminal } from "../backends/terminal.ts";
+import { hostErrorReason } from "../backends/file_disk.ts";
+import { Terminal, type TerminalSize } from "../backends/terminal.ts";
 import { Machine, type RunResult } from "../machine/machine.ts";
 import { PcPlatform } from "../machine/pc_platform.ts";
 import { ACPI_RSDP_PHYS_ADDR, type PciIrqRoute, writeAcpiTables } from "../pc/acpi_tables.ts";
@@ -13,7 +14,7 @@ import { debug, warn } from "../support/log.ts";
 import { BOOT_CS, BOOT_DS, BOOT_GDT_LIMIT, BOOT_GDT_PHYS_ADDR, writeBootGdt } from "./boot_gdt.ts";
 import { writeBootParams } from "./boot_params.ts";
 import { checkFirmwareImage } from "./firmware_image.ts";
-import { loadKernelImage } from "./kernel_image.ts";
+import { checkKernelHeader, loadKernelImage } from "./kernel_image.ts";
 import { attachVirtioDevices } from "./virtio_devices.ts";
 import { decompressBzImagePayload } from "./bzimage_payload.ts";
 import { PanicWatch } from "./panic_watch.ts";
@@ -21,45 +22,154 @@ import { EBP, EBX, EDI, ESI, ST_GDT_BASE, ST_GDT_LIMIT } from "../x86/registers.
 import type { LaunchOptions } from "./options.ts";
 import { bootLguest, chooseBootStyle } from "./lguest_launch.ts";
 
-/** Exit codes, documented in the README. */
+/** Exit codes, documented in the README and `--help` (2, a launch error, is main.ts's). */
 export const EXIT_POWEROFF = 0;
 export const EXIT_CRASH = 1;
 export const EXIT_HALT = 3;
+/** The user quit from the host side with three Ctrl-C. */
+export const EXIT_QUIT = 4;
+/** Signals that end the Launcher cleanly; the exit code is 128 + the number, as a shell reports it. */
+export const EXIT_SIGNALS: Readonly<Record<string, number>> = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 };
+
+/**
+ * Checks that `path` names a readable file before any slow work starts, so that every file
+ * argument is reported alike (`Cannot open initrd "x": is a directory`) and at once.
+ */
+async function checkFile(path: string, what: string): Promise<void> {
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.stat(path);
+  } catch (e) {
+    throw new LaunchError(`Cannot open ${what} "${path}": ${hostErrorReason(e)}`);
+  }
+  if (info.isDirectory) throw new LaunchError(`Cannot open ${what} "${path}": is a directory`);
+}
 
 async function readFileOrFail(path: string, what: string): Promise<Uint8Array> {
   try {
     return await Deno.readFile(path);
   } catch (e) {
-    const reason = e instanceof Deno.errors.NotFound
-      ? "no such file"
-      : e instanceof Deno.errors.PermissionDenied
-      ? "permission denied"
-      : e instanceof Error
-      ? e.message
-      : String(e);
-    throw new LaunchError(`Cannot open ${what} "${path}": ${reason}`);
+    throw new LaunchError(`Cannot open ${what} "${path}": ${hostErrorReason(e)}`);
+  }
+}
+
+/**
+ * The host side of one launch, which outlives a guest reboot: the terminal (its reader is taken
+ * once), the signal handlers, and the Machine of the boot now running (null between boots).
+ */
+class LaunchSession {
+  readonly terminal: Terminal;
+  machine: Machine | null = null;
+  /** Where terminal input goes in the current boot. */
+  input: (bytes: Uint8Array) => void = () => {};
+  /** The state dump of the current boot. */
+  describe: () => string = () => "no guest running";
+  /** The signal that ended the launch, if one did. */
+  signal: string | null = null;
+  #handlers: [Deno.Signal, () => void][] = [];
+
+  constructor() {
+    this.terminal = new Terminal({
+      onInput: (bytes) => this.input(bytes),
+      onQuit: () => this.machine?.stop("quit", "three Ctrl-C: quit from the host"),
+    });
+  }
+
+  /** Starts the terminal and takes over SIGTERM, SIGINT, SIGHUP (a clean stop) and SIGUSR2 (a dump). */
+  start(): void {
+    this.terminal.start();
+    if (Deno.build.os === "windows") return;
+    for (const name of Object.keys(EXIT_SIGNALS) as Deno.Signal[]) {
+      this.#listen(name, () => {
+        this.signal ??= name;
+        this.machine?.stop("signal", `${name} to the launcher`);
+      });
+    }
+    this.#listen("SIGUSR2", () => warn(`machine state:\n${this.describe()}`));
+  }
+
+  /** Restores the terminal. The SIGUSR2 listener stays: a dump request must never kill us. */
+  finish(): void {
+    this.terminal.restore();
+    for (const [name, handler] of this.#handlers) {
+      if (name !== "SIGUSR2") Deno.removeSignalListener(name, handler);
+    }
+    this.describe = () => "the guest has stopped";
+  }
+
+  /** The exit code for how the last boot ended: 128 + the signal when one stopped the launch. */
+  exitCodeFor(result: RunResult): number {
+    if (this.signal === null) return exitCodeFor(result);
+    warn(`guest stopped: ${this.signal} to the launcher`);
+    return 128 + EXIT_SIGNALS[this.signal];
+  }
+
+  #listen(name: Deno.Signal, handler: () => void): void {
+    Deno.addSignalListener(name, handler);
+    this.#handlers.push([name, handler]);
   }
 }
 
 /** Runs the Guest described by `opts`; resolves to the process exit code. */
 export async function launch(opts: LaunchOptions): Promise<number> {
-  if (opts.boot.kind === "firmware") return await launchFirmware(opts, opts.boot.path);
-  const fileBytes = await readFileOrFail(opts.boot.path, "kernel");
-  const kernelBytes = await kernelToLoad(opts, fileBytes);
+  if (opts.boot.kind === "firmware") {
+    await checkFile(opts.boot.path, "firmware");
+    return await launchFirmware(opts, opts.boot.path);
+  }
+  await checkFile(opts.boot.path, "kernel");
+  if (opts.initrdPath !== undefined) await checkFile(opts.initrdPath, "initrd");
+  for (const b of opts.blocks) await checkFile(b.path, "block file");
+  const rawKernel = await readFileOrFail(opts.boot.path, "kernel");
   const initrd = opts.initrdPath === undefined ? undefined : await readFileOrFail(opts.initrdPath, "initrd");
-  const style = await chooseBootStyle(opts, fileBytes, kernelBytes);
-  for (;;) {
-    const result = style.lguest
-      ? await bootLguest(opts, opts.boot.path, opts.boot.cmdline, kernelBytes, initrd, style.pae)
-      : await bootLinux(opts, opts.boot.path, opts.boot.cmdline, kernelBytes, initrd);
-    if (result.kind === "reboot" && !opts.noReboot) {
-      debug(`guest rebooted (${result.reason}): starting it again`);
-      continue;
+  checkKernelHeader(rawKernel, opts.boot.path);
+  const kernelBytes = await kernelToLoad(opts, rawKernel);
+  const style = await chooseBootStyle(opts, rawKernel, kernelBytes);
+  if (style.lguest) {
+    // TODO(#8): the lguest boot still makes its own terminal per boot (not yet a LaunchSession).
+    for (;;) {
+      const result = await bootLguest(
+        opts,
+        opts.boot.path,
+        opts.boot.cmdline,
+        kernelBytes,
+        initrd,
+        style.pae,
+      );
+      if (result.kind === "reboot" && !opts.noReboot) {
+        debug(`guest rebooted (${result.reason}): starting it again`);
+        continue;
+      }
+      return exitCodeFor(result);
     }
-    return exitCodeFor(result);
+  }
+  const session = new LaunchSession();
+  const cmdline = withTerminalSize(opts.boot.cmdline, session.terminal.size());
+  session.start();
+  try {
+    for (;;) {
+      const boot = await bootLinux(opts, session, cmdline, kernelBytes, initrd);
+      if (boot.result.kind === "reboot" && !opts.noReboot && session.signal === null) {
+        debug(`guest rebooted (${boot.result.reason}): starting it again`);
+        continue;
+      }
+      if (boot.result.kind === "poweroff" && boot.exitStatus >= 0 && session.signal === null) {
+        return boot.exitStatus;
+      }
+      return session.exitCodeFor(boot.result);
+    }
+  } finally {
+    session.finish();
   }
 }
 
+/**
+ * The kernel command line with `lguest_tty=COLSxROWS` added when the console is a terminal: the
+ * reference guest's init sets its serial console to that size (a serial line cannot carry it).
+ */
+function withTerminalSize(cmdline: string, size: TerminalSize | null): string {
+  if (size === null || /(?:^|\s)lguest_tty=/.test(cmdline)) return cmdline;
+  return `${cmdline} lguest_tty=${size.columns}x${size.rows}`.trim();
+}
 /**
  * The image to load for the kernel file's `bytes`: a bzImage's vmlinux decompressed on the host (the
  * fast path), or the file as it is (an ELF, `--guest-decompress`, or a payload we cannot decode).
@@ -80,14 +190,21 @@ async function kernelToLoad(opts: LaunchOptions, bytes: Uint8Array): Promise<Uin
   return result.elf;
 }
 
+/** How one boot ended, with the exit status the guest left on the exit-status port (-1: none). */
+interface BootResult {
+  result: RunResult;
+  exitStatus: number;
+}
+
 /** Boots a Linux kernel the way the x86 32-bit boot protocol describes, on the PC platform. */
 async function bootLinux(
   opts: LaunchOptions,
-  kernelPath: string,
+  session: LaunchSession,
   cmdline: string,
   kernelBytes: Uint8Array,
   initrd: Uint8Array | undefined,
-): Promise<RunResult> {
+): Promise<BootResult> {
+  const kernelPath = opts.boot.path;
   const machine = new Machine({
     memBytes: opts.memBytes,
     clock: opts.deterministic ? "deterministic" : "host",
@@ -118,17 +235,12 @@ async function bootLinux(
         ? `, initrd ${info.initrdSizeBytes} bytes at 0x${info.initrdPhysAddr.toString(16)}`
         : ""),
   );
+  const terminal = session.terminal;
   // Keyboard input goes to the console the kernel uses: the last console= wins, as in Linux.
   const consoles = [...cmdline.matchAll(/(?:^|\s)console=(\S+)/g)].map((m) => m[1]);
   const inputToHvc = consoles.length > 0 && consoles[consoles.length - 1].startsWith("hvc");
   let hvcInput: ((bytes: Uint8Array) => void) | null = null;
-  const terminal = new Terminal({
-    onInput: (bytes) => {
-      if (inputToHvc && hvcInput !== null) hvcInput(bytes);
-      else pc.uart.receive(bytes);
-    },
-    onQuit: () => machine.stop("killed", "three Ctrl-C within a second"),
-  });
+  let unwatchResize = () => {};
   const panicWatch = new PanicWatch((reason) => machine.stop("panic", reason));
   // Both consoles (COM1 and hvc0) reach the terminal and are watched for a kernel panic.
   const consoleOutput = (bytes: Uint8Array) => {
@@ -143,6 +255,8 @@ async function bootLinux(
   const devices = await attachVirtioDevices(machine, pc.pic, opts, {
     write: consoleOutput,
     onInput: (cb) => hvcInput = cb,
+    size: () => terminal.size(),
+    onResize: (cb) => unwatchResize = terminal.onResize(cb),
   });
   // ACPI last: the DSDT's _PRT names the INTx lines the devices were just given.
   const acpi = writeAcpiTables(machine.mem, {
@@ -154,21 +268,24 @@ async function bootLinux(
     },
   });
   debug(`ACPI tables at 0x${acpi.basePhysAddr.toString(16)}, RSDP at 0x${acpi.rsdpPhysAddr.toString(16)}`);
-  terminal.start();
+  session.input = (bytes) => {
+    if (inputToHvc && hvcInput !== null) hvcInput(bytes);
+    else pc.uart.receive(bytes);
+  };
+  session.describe = () =>
+    `${machine.describe()}\n${pc.pic.describe()}\n${pc.uart.describe()}` +
+    (opts.nets.length > 0 ? `\n${devices.describe()}` : "");
+  session.machine = machine;
+  if (session.signal !== null) machine.stop("signal", `${session.signal} to the launcher`);
   const started = performance.now();
-  const dumpState = () =>
-    warn(
-      `machine state:\n${machine.describe()}\n${pc.pic.describe()}\n${pc.uart.describe()}` +
-        (opts.nets.length > 0 ? `\n${devices.describe()}` : ""),
-    );
-  const dumpSignal = Deno.build.os === "windows" ? null : "SIGUSR2";
-  if (dumpSignal) Deno.addSignalListener(dumpSignal, dumpState);
   try {
-    return await machine.run();
+    return { result: await machine.run(), exitStatus: pc.debugPorts.exitStatus };
   } finally {
-    if (dumpSignal) Deno.removeSignalListener(dumpSignal, dumpState);
+    session.machine = null;
+    session.input = () => {};
+    session.describe = () => "between boots";
+    unwatchResize();
     terminal.flush();
-    terminal.restore();
     await devices.close();
     const seconds = (performance.now() - started) / 1000;
     const n = machine.cpu.instructionsRetired();
@@ -209,30 +326,31 @@ async function launchFirmware(opts: LaunchOptions, path: string): Promise<number
     },
     write() {},
   });
-  const terminal = new Terminal({
-    onInput: (bytes) => pc.uart.receive(bytes),
-    onQuit: () => machine.stop("killed", "three Ctrl-C within a second"),
-  });
+  const session = new LaunchSession();
+  const terminal = session.terminal;
   const pc: PcPlatform = new PcPlatform(machine, {
     serial: terminal,
     startTimeMs: opts.rtcBaseMs,
     onReset: () => machine.stop("reboot", "the guest reset the machine"),
   });
+  session.input = (bytes) => pc.uart.receive(bytes);
+  session.describe = () => `${machine.describe()}\n${pc.pic.describe()}\n${pc.uart.describe()}`;
+  session.machine = machine;
   machine.cpu.reset();
   debug(
     `firmware "${path}" (${rom.length / 1024} KiB) at 0x${image.lowPhysAddr.toString(16)} and 0x${
       image.highPhysAddr.toString(16)
     }`,
   );
-  terminal.start();
+  session.start();
   let result: RunResult;
   try {
     result = await machine.run();
   } finally {
-    terminal.flush();
-    terminal.restore();
+    session.machine = null;
+    session.finish();
   }
-  return exitCodeFor(result);
+  return session.exitCodeFor(result);
 }
 
 /** Reports how the Guest stopped and picks the exit code. */
@@ -246,6 +364,12 @@ export function exitCodeFor(result: RunResult): number {
     case "reboot":
       warn(`guest rebooted: ${result.reason}`);
       return EXIT_POWEROFF;
+    case "quit":
+      warn(`guest stopped: ${result.reason}`);
+      return EXIT_QUIT;
+    case "signal":
+      warn(`guest stopped: ${result.reason}`);
+      return EXIT_CRASH; // launch() returns 128 + the signal's number instead
     default:
       warn(`guest stopped: ${result.reason}`);
       return EXIT_CRASH;

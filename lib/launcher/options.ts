@@ -98,11 +98,15 @@ export const USAGE = `Usage: lguest [options] <mem> <kernel> [kernel args...]
        lguest [options] --firmware=FILE [<mem>]
 
 Runs a 32-bit x86 Linux Guest in an interpreter, the way Linux's lguest launcher did.
-Options come before <mem> and <kernel>; everything after <kernel> is the kernel command line.
+Launcher options may come before <mem> or after <kernel> (as lguest's getopt allowed): words after
+<kernel> that are launcher options are taken as such, the others form the kernel command line in
+order; after a "--" everything goes to the kernel.
 
 Basic:
   <mem>                    Guest RAM: megabytes (256), or with a unit (256m, 512M, 1g); 16m to 2g
-  <kernel>                 a bzImage (like /boot/vmlinuz-*) or a 32-bit ELF vmlinux
+                           (the reference guest needs at least 48m)
+  <kernel>                 a 32-bit bzImage (like /boot/vmlinuz-*-686) or a 32-bit ELF vmlinux;
+                           64-bit kernels are refused
   --initrd=FILE            load FILE as the initial ramdisk (initramfs)
   --firmware=FILE          run a 64 or 128 KiB ROM from the reset vector instead of a kernel;
                            <mem> is then optional (default 16m)
@@ -163,9 +167,34 @@ Information:
   -h, --help               show this help
   --version                show the lguest.ts version
 
+The console:
+  The terminal is raw while the Guest runs (^C, ^Z reach the Guest) and restored on exit. Three
+  Ctrl-C in a row, each within a second of the one before, quit from the host side (exit code 4).
+  On a terminal the kernel command line gets lguest_tty=COLSxROWS (the reference guest sizes its
+  serial console with it; hvc0 follows resizes). When stdin ends (a pipe, </dev/null) the Guest
+  gets ^D. kill -USR2 <pid> prints the CPU, clock, 8259 and UART state to stderr.
+
+The reference guest (deno task guest, deno task start):
+  lguest_run="COMMAND"     a kernel argument: run COMMAND instead of a shell, then power off; the
+                           Launcher's exit code is COMMAND's exit status (as with docker run)
+  In its shell, poweroff ends the Launcher (exit code 0) and reboot starts the Guest again.
+
+Exit codes:
+  0    the Guest powered off (or rebooted, with --no-reboot)
+  1    the Guest crashed (triple fault, kernel panic, unsupported CPU feature)
+  2    a bad command line or a launch error (one line on stderr)
+  3    the Guest halted for good with interrupts disabled
+  4    quit with three Ctrl-C
+  129, 130, 143
+       SIGHUP, SIGINT, SIGTERM to the Launcher (128 + the signal): the terminal is restored and
+       disk files are flushed and closed first
+  N    with lguest_run=, the exit status of COMMAND
+
 Examples:
   lguest --initrd=initramfs.cpio.gz 256m vmlinuz console=ttyS0
-  lguest --block=disk.img --net=listen:8000 512m vmlinuz root=/dev/vda console=ttyS0
+  lguest --initrd=initramfs.cpio.gz 256m vmlinuz console=ttyS0 lguest_run="uname -a"
+  lguest --initrd=initramfs.cpio.gz 256m vmlinuz console=ttyS0 --block=disk.img
+                           (then "mount /dev/vda /mnt" in the Guest's shell)
 `;
 
 const FLAGS = new Set([

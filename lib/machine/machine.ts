@@ -45,6 +45,12 @@ const HOST_SLICE_NS = 1_000_000;
 const MIN_HOST_SLICE = 500;
 /** Wall-clock milliseconds of guest work between event-loop yields. */
 const YIELD_MS = 8;
+/**
+ * Wall-clock milliseconds between yields through a timer rather than a MessageChannel message. Deno
+ * delivers a signal once and then only after a timer turn: with message-only yields a busy guest
+ * answered the first `kill -USR2` and no later one.
+ */
+const TIMER_YIELD_MS = 250;
 
 export class Machine {
   readonly mem: GuestMemory;
@@ -112,6 +118,7 @@ export class Machine {
   async run(): Promise<RunResult> {
     const cpu = this.cpu, clock = this.clock;
     let lastYield = performance.now();
+    let lastTimerYield = lastYield;
     while (this.#stop === null) {
       let budget = SLICE;
       const deadline = clock.nextDeadlineNs();
@@ -147,7 +154,12 @@ export class Machine {
       if (cpu.halted) await this.#idle();
       const now = performance.now();
       if (now - lastYield >= YIELD_MS) {
-        await yieldNow();
+        if (now - lastTimerYield >= TIMER_YIELD_MS) {
+          await sleep(0);
+          lastTimerYield = performance.now();
+        } else {
+          await yieldNow();
+        }
         lastYield = performance.now();
       }
     }

@@ -1,7 +1,10 @@
 /**
- * Two debugging conventions: POST codes on port 0x80 (Linux also writes it as an I/O delay, so
- * only changes are logged under --verbose) and the Bochs/QEMU debug console on 0xE9 (bytes go to
- * a sink a line at a time; reading returns 0xE9 so software can detect it). Left out: nothing.
+ * Three debugging conventions: POST codes on port 0x80 (Linux also writes it as an I/O delay, so
+ * only changes are logged under --verbose), the Bochs/QEMU debug console on 0xE9 (bytes go to
+ * a sink a line at a time; reading returns 0xE9 so software can detect it), and an exit-status
+ * register on 0xF4 in the spirit of QEMU's isa-debug-exit: the byte written there becomes the
+ * Launcher's exit code when the guest next powers off (the reference guest's `lguest_run=` writes
+ * its command's status through /dev/port). Left out: nothing.
  */
 import type { PortBus } from "../machine/bus.ts";
 import { debug, isVerbose, warn } from "../support/log.ts";
@@ -12,6 +15,8 @@ export interface DebugConsoleSink {
 }
 
 const LINE_BYTES = 256;
+/** The exit-status register's port (free on a PC: 0xF0-0xF1 are the only x87 ports in use). */
+export const EXIT_STATUS_PORT = 0xF4;
 const NEWLINE = 0x0A;
 
 /** The default sink: each line to stderr through the log, prefixed "debugcon: ". */
@@ -26,6 +31,8 @@ class LogLineSink implements DebugConsoleSink {
 export class DebugPorts {
   /** The last byte written to port 0x80 (0 before any). */
   lastPostCode = 0;
+  /** The last byte written to the exit-status port, or -1 before any. */
+  exitStatus = -1;
   #sink: DebugConsoleSink;
   #line = new Uint8Array(LINE_BYTES);
   #lineLength = 0;
@@ -44,6 +51,13 @@ export class DebugPorts {
     ports.register(0xE9, 1, "debug-console", {
       read: () => 0xE9,
       write: (_offset, _size, value) => this.#writeConsole(value & 0xFF),
+    });
+    ports.register(EXIT_STATUS_PORT, 1, "exit-status", {
+      read: () => 0xFF,
+      write: (_offset, _size, value) => {
+        this.exitStatus = value & 0xFF;
+        debug(`guest exit status ${this.exitStatus}`);
+      },
     });
   }
 

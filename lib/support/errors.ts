@@ -10,7 +10,16 @@ export class LaunchError extends Error {
 }
 
 /** Why a guest stopped running. */
-export type StopKind = "poweroff" | "reboot" | "halt" | "triple-fault" | "panic" | "killed" | "error";
+export type StopKind =
+  | "poweroff"
+  | "reboot"
+  | "halt"
+  | "triple-fault"
+  | "panic"
+  | "killed"
+  | "quit"
+  | "signal"
+  | "error";
 
 /** The guest stopped; `kind` says how, `reason` is the first reason given (later ones are ignored). */
 export class GuestStopped extends Error {

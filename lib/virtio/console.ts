@@ -2,8 +2,9 @@
  * virtio-console (virtio 1.x §5.3): a single port, receiveq 0 and transmitq 1, plus the
  * emergency-write register (VIRTIO_CONSOLE_F_EMERG_WRITE) that early boot code can poke before any
  * queue exists. Input that arrives while the driver has no receive buffers waits in a bounded
- * host-side FIFO. Each transmit chain yields at most CONSOLE_MAX_REQUEST_BYTES.
- * Leaves out multiport (and with it the control queues) and console resizing.
+ * host-side FIFO. Each transmit chain yields at most CONSOLE_MAX_REQUEST_BYTES. The console size
+ * (VIRTIO_CONSOLE_F_SIZE) follows the host terminal: a resize updates cols/rows and raises a
+ * configuration interrupt, which Linux turns into hvc_resize (a SIGWINCH in the guest). Leaves out multiport (and with it the control queues).
  */
 import { warn } from "../support/log.ts";
 import {
@@ -22,6 +23,8 @@ export const VIRTIO_CONSOLE_F_MULTIPORT = 1;
 export const VIRTIO_CONSOLE_F_EMERG_WRITE = 2;
 
 // struct virtio_console_config: cols, rows, max_nr_ports, emerg_wr.
+const CFG_COLS = 0;
+const CFG_ROWS = 2;
 const CFG_EMERG_WR = 8;
 const CONFIG_SIZE = 12;
 
@@ -45,6 +48,10 @@ export interface ConsoleBackend {
   write(bytes: Uint8Array): void;
   /** Registers the one receiver of guest input; the backend calls it from the event loop. */
   onInput(cb: (bytes: Uint8Array) => void): void;
+  /** The console's size in character cells; null (or absent) when it has none (not a terminal). */
+  size?(): { columns: number; rows: number } | null;
+  /** Registers a callback for size changes. */
+  onResize?(cb: () => void): void;
 }
 
 export interface ConsoleOptions {
@@ -58,7 +65,7 @@ export class ConsoleDevice implements VirtioDevice {
   readonly deviceType = VIRTIO_DEVICE_TYPES.console.id;
   readonly name: string;
   readonly queueSizes = [QUEUE_SIZE, QUEUE_SIZE];
-  readonly features = bit(VIRTIO_CONSOLE_F_EMERG_WRITE);
+  readonly features: bigint;
   readonly configSizeBytes = CONFIG_SIZE;
   readonly #backend: ConsoleBackend;
   readonly #config = new Uint8Array(CONFIG_SIZE);
@@ -75,6 +82,26 @@ export class ConsoleDevice implements VirtioDevice {
     this.#backend = backend;
     this.name = options.name ?? "virtio-console";
     backend.onInput((bytes) => this.#receive(bytes));
+    const sized = backend.size !== undefined && backend.size() !== null;
+    this.features = bit(VIRTIO_CONSOLE_F_EMERG_WRITE) | (sized ? bit(VIRTIO_CONSOLE_F_SIZE) : 0n);
+    if (sized) {
+      this.#updateSize();
+      backend.onResize?.(() => {
+        if (this.#updateSize()) this.#ctx?.configChanged();
+      });
+    }
+  }
+
+  /** Copies the backend's size into cols/rows; true when it changed. */
+  #updateSize(): boolean {
+    const size = this.#backend.size?.();
+    if (!size) return false;
+    const view = new DataView(this.#config.buffer);
+    const cols = Math.min(size.columns, 0xFFFF), rows = Math.min(size.rows, 0xFFFF);
+    if (view.getUint16(CFG_COLS, true) === cols && view.getUint16(CFG_ROWS, true) === rows) return false;
+    view.setUint16(CFG_COLS, cols, true);
+    view.setUint16(CFG_ROWS, rows, true);
+    return true;
   }
 
   // ---- Configuration space ----

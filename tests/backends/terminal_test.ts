@@ -58,6 +58,8 @@ function setup(tty: boolean, stdout: TerminalOutput = new FakeStdout()) {
     stdin,
     stdout,
     nowMs: () => nowMs,
+    size: () => null,
+    watchResize: () => () => {},
   });
   return {
     terminal,
@@ -90,7 +92,7 @@ Deno.test("Terminal leaves a non-TTY stdin alone and reports its end of file", a
   stdin.controller.close();
   await terminal.inputDone;
   assertEquals(stdin.rawCalls, []);
-  assertEquals(received, [0x6C, 0x73, 0x0A]);
+  assertEquals(received, [0x6C, 0x73, 0x0A, 0x04], "the input, then ^D for its end");
   assertEquals(eofs(), 1);
   terminal.restore();
   assertEquals(stdin.rawCalls, []);
@@ -117,17 +119,100 @@ Deno.test("Terminal quits on three ^C within a second, still passing them to the
 Deno.test("Terminal does not quit on slow ^C or ^C broken by other input", async () => {
   const { terminal, stdin, quits, setNow } = setup(true);
   terminal.start();
-  for (const t of [0, 600, 1200]) {
+  for (const t of [0, 1100, 2200]) {
     setNow(t);
     stdin.type([0x03]);
     await settle();
   }
-  assertEquals(quits(), 0, "1.2 s from first to third");
+  assertEquals(quits(), 0, "1.1 s between presses");
   setNow(5000);
   stdin.type([0x03, 0x03, 0x61, 0x03]);
   await settle();
   assertEquals(quits(), 0, "an 'a' in between resets the count");
   terminal.restore();
+});
+
+Deno.test("Terminal quits on ^C at any typing speed, each within a second of the one before", async () => {
+  const { terminal, stdin, quits, setNow } = setup(true);
+  terminal.start();
+  for (const t of [0, 900, 1800]) {
+    setNow(t);
+    stdin.type([0x03]);
+    await settle();
+  }
+  assertEquals(quits(), 1, "0.9 s apart, 1.8 s in all");
+  terminal.restore();
+});
+
+Deno.test("Terminal's own answers to the shell (ESC[row;colR) do not break the three ^C", async () => {
+  const { terminal, stdin, received, quits, setNow } = setup(true);
+  terminal.start();
+  // busybox ash asks for the cursor position (ESC[6n) at each prompt; the terminal answers as input.
+  const answer = [...new TextEncoder().encode("\x1b[24;3R")];
+  for (const [i, t] of [100, 300, 500].entries()) {
+    setNow(t);
+    stdin.type([0x03]);
+    await settle();
+    if (i < 2) {
+      stdin.type(answer);
+      stdin.type([0x1B, 0x4F, 0x41]); // an SS3 sequence (ESC O A, a cursor key) is no typing either
+      await settle();
+    }
+  }
+  assertEquals(quits(), 1);
+  assertEquals(received.filter((b) => b === 0x03).length, 3, "every ^C still reaches the guest");
+  terminal.restore();
+});
+
+Deno.test("Terminal gives the guest ^D at end of input, and again after each burst of guest output", async () => {
+  const { terminal, stdin, received, setNow } = setup(false);
+  terminal.start();
+  stdin.type([0x6C, 0x73, 0x0A]);
+  stdin.controller.close();
+  await terminal.inputDone;
+  assertEquals(received, [0x6C, 0x73, 0x0A, 0x04], "^D right after the input");
+  const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+  setNow(10_000);
+  await wait(600);
+  assertEquals(received.length, 4, "no output since: no second ^D");
+  terminal.write(new TextEncoder().encode("/ # "));
+  setNow(10_200);
+  await wait(400);
+  assertEquals(received.length, 4, "output 200 ms ago: too soon");
+  setNow(10_600);
+  await wait(400);
+  assertEquals(received, [0x6C, 0x73, 0x0A, 0x04, 0x04], "a prompt, then quiet: ^D again");
+  await wait(600);
+  assertEquals(received.length, 5, "one ^D per burst");
+  terminal.restore();
+});
+
+Deno.test("Terminal reports the host terminal's size and its resizes until restore()", () => {
+  let size: { columns: number; rows: number } | null = { columns: 100, rows: 30 };
+  let fire = () => {};
+  let watching = false;
+  const terminal = new Terminal({
+    onInput: () => {},
+    onQuit: () => {},
+    stdin: new FakeStdin(true),
+    stdout: new FakeStdout(),
+    size: () => size,
+    watchResize: (cb) => {
+      fire = cb;
+      watching = true;
+      return () => watching = false;
+    },
+  });
+  assertEquals(terminal.size(), { columns: 100, rows: 30 });
+  let resizes = 0;
+  terminal.onResize(() => resizes++);
+  terminal.start();
+  assert(watching);
+  size = { columns: 120, rows: 40 };
+  fire();
+  assertEquals([resizes, terminal.size()], [1, { columns: 120, rows: 40 }]);
+  terminal.restore();
+  assert(!watching, "SIGWINCH is let go at restore()");
 });
 
 Deno.test("Terminal writes output once per task and copes with short writes", async () => {

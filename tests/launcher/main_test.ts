@@ -48,3 +48,39 @@ Deno.test("main reports a kernel file that cannot be opened in one line, options
   ]);
   assert(!r.stderr.includes("    at "), r.stderr);
 });
+
+Deno.test("main --help says what happens: options after <kernel>, exit codes, Ctrl-C, kill -USR2, lguest_run=", async () => {
+  const r = await lguest("--help");
+  for (const text of ["after <kernel>", "Exit codes:", "three Ctrl-C", "kill -USR2", "lguest_run=", "143"]) {
+    assert(r.stdout.includes(text), `${text} missing:\n${r.stdout}`);
+  }
+  assert(
+    !r.stdout.includes("root=/dev/vda"),
+    "no root= example: the reference kernel has no disk filesystem built in",
+  );
+});
+
+Deno.test("main checks every file argument before slow work, and a directory reads alike for each", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    // A kernel that would take the slow path (a bzImage) is not read before the initrd is checked.
+    const kernel = `${dir}/vmlinuz`;
+    await Deno.writeFile(kernel, new Uint8Array(4096));
+    const cases: [string[], string][] = [
+      [
+        ["--initrd=/nonexistent/initrd", "64m", kernel],
+        'Cannot open initrd "/nonexistent/initrd": no such file',
+      ],
+      [[`--initrd=${dir}`, "64m", kernel], `Cannot open initrd "${dir}": is a directory`],
+      [["64m", dir], `Cannot open kernel "${dir}": is a directory`],
+      [[`--firmware=${dir}`], `Cannot open firmware "${dir}": is a directory`],
+      [["64m", kernel, `--block=${dir}`], `Cannot open block file "${dir}": is a directory`],
+    ];
+    for (const [args, message] of cases) {
+      const r = await lguest(...args);
+      assertEquals([r.code, r.stderr], [2, `lguest: ${message}\n`], args.join(" "));
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

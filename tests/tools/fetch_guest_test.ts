@@ -12,6 +12,8 @@ import {
   FILESYSTEM_MODULES,
   guestDir,
   initScript,
+  INITTAB,
+  MAIN_SCRIPT,
   moduleDepends,
   READY_MARKER,
   VIRTIO_MODULES,
@@ -27,7 +29,7 @@ Deno.test("guestDir prefers LGUEST_GUEST_DIR, then XDG_CACHE_HOME, then ~/.cache
   assertEquals(guestDir(env({ HOME: "/h" })), "/h/.cache/lguest-ts/guest");
 });
 
-Deno.test("initScript mounts, prints the marker, loads modules in order, runs a shell and powers off", () => {
+Deno.test("initScript mounts, prints the marker, loads modules in order, sizes ttyS0, then runs busybox init", () => {
   const script = initScript("6.1.0-9-686", ["kernel/a.ko", "kernel/b.ko"]);
   assert(script.startsWith("#!/bin/sh\n"), script);
   const order = [
@@ -38,10 +40,16 @@ Deno.test("initScript mounts, prints the marker, loads modules in order, runs a 
     "/lib/modules/6.1.0-9-686/kernel/a.ko",
     "/lib/modules/6.1.0-9-686/kernel/b.ko",
     'insmod "$m" || echo',
-    "setsid cttyhack sh",
-    "\npoweroff -f\n",
+    "stty -F /dev/ttyS0 cols",
+    "\nexec /bin/busybox init\n",
   ].map((s) => script.indexOf(s));
   assert(order.every((at, i) => at !== -1 && (i === 0 || at > order[i - 1])), `order ${order}`);
+  // busybox init runs the main script once; it runs lguest_run or a shell, then powers off.
+  assert(INITTAB.includes("::once:/etc/lguest-main\n"), INITTAB);
+  const main = ['sh -c "$lguest_run"', "dd of=/dev/port bs=1 seek=244", "poweroff -f", "setsid cttyhack sh"]
+    .map((s) => MAIN_SCRIPT.indexOf(s));
+  assert(main.every((at, i) => at !== -1 && (i === 0 || at > main[i - 1])), `order ${main}`);
+  assert(MAIN_SCRIPT.endsWith("\npoweroff\n"), "plain poweroff after the shell: busybox init shuts down");
 });
 
 Deno.test("buildInitramfs lays out busybox, /bin/sh, /dev/console, the modules and /init", async () => {
@@ -57,6 +65,8 @@ Deno.test("buildInitramfs lays out busybox, /bin/sh, /dev/console, the modules a
   const consoleNode = entries.get("dev/console")!;
   assertEquals([consoleNode.mode & S_IFMT, consoleNode.rdevMajor, consoleNode.rdevMinor], [S_IFCHR, 5, 1]);
   assertEquals(entries.get("init")!.mode, S_IFREG | 0o755);
+  assertEquals(dec.decode(entries.get("etc/inittab")!.data), INITTAB);
+  assertEquals(entries.get("etc/lguest-main")!.mode, S_IFREG | 0o755);
   assertEquals(
     entries.get("lib/modules/6.1.0-9-686/kernel/drivers/virtio/virtio.ko")!.data,
     Uint8Array.of(1, 2),
@@ -125,7 +135,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "fetch_guest prints version, kernel and initrd paths as its last lines",
+  name: "fetch_guest prints the stable kernel, vmlinux and initrd names in the README's order",
   ignore: !guest,
   fn: async () => {
     const tool = new URL("../../tools/fetch_guest.ts", import.meta.url).pathname;
@@ -136,7 +146,17 @@ Deno.test({
       .output();
     assert(out.success);
     const lines = dec.decode(out.stdout).trimEnd().split("\n");
-    assertEquals(lines.slice(-2), [`kernel=${guest!.kernel}`, `initrd=${guest!.initrd}`]);
-    assert(lines.includes(`version=${guest!.version}`), lines.join("\n"));
+    const dir = guestDir();
+    assertEquals(lines, [
+      `kernel=${dir}/vmlinuz`,
+      ...(guest!.vmlinux ? [`vmlinux=${dir}/vmlinux`] : []),
+      `initrd=${dir}/initramfs.cpio.gz`,
+      `version=${guest!.version}`,
+    ]);
+    // The stable names lead to the versioned files the manifest records.
+    assertEquals(await Deno.realPath(`${dir}/vmlinuz`), await Deno.realPath(guest!.kernel));
+    if (guest!.vmlinux) {
+      assertEquals(await Deno.realPath(`${dir}/vmlinux`), await Deno.realPath(guest!.vmlinux));
+    }
   },
 });

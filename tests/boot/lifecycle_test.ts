@@ -1,0 +1,95 @@
+/**
+ * The Launcher survives every way a Guest ends (issue #8), with piped stdin and the real kernel: plain
+ * `reboot` and `reboot -f` restart the Guest (twice in a row), `kill -USR2` dumps the state without
+ * stopping anything, plain `poweroff` exits 0. And `deno task start` boots the cached reference Guest
+ * with launcher options passed through, `lguest_run=` gives the command's exit status as the exit
+ * code, and the end of stdin reaches the Guest as the end of input.
+ */
+import { assert, assertEquals } from "../assert.ts";
+import { guest, skipReason } from "../tools/guest_fixture.ts";
+import { FAST_ARGS } from "./debian_boot_test.ts";
+import { withGuest } from "./guest_process.ts";
+
+const ignore = guest === undefined;
+if (ignore) console.warn(`lifecycle tests skipped: ${skipReason}`);
+const BOOT_TIMEOUT_MS = 600_000;
+
+Deno.test({
+  name: "launcher restarts the Guest on reboot and reboot -f in a row, survives SIGUSR2, exits 0 on poweroff",
+  ignore,
+  sanitizeResources: false,
+  async fn() {
+    const g = guest!;
+    await withGuest(
+      [`--initrd=${g.initrd}`, "256", g.vmlinux ?? g.kernel, ...FAST_ARGS, "quiet"],
+      async (vm) => {
+        const prompt = async (n: number) => {
+          for (let at = 0, i = 0; i < n; i++) {
+            const m = await vm.waitFor(/\/ # /, BOOT_TIMEOUT_MS, at);
+            at += m.index! + 1;
+          }
+        };
+        const ready = async (n: number) => {
+          for (let at = 0, i = 0; i < n; i++) {
+            const m = await vm.waitFor(/LGUEST-TS-READY/, BOOT_TIMEOUT_MS, at);
+            at += m.index! + 1;
+          }
+        };
+        await prompt(1);
+        vm.child.kill("SIGUSR2");
+        assertEquals((await vm.run("echo alive-$((6*7))")).trim(), "alive-42");
+        assert(vm.stderr.includes("machine state:"), vm.stderr);
+        await vm.type("reboot\n"); // busybox init's shutdown, then the kernel's restart
+        await ready(2);
+        await vm.waitFor(/\/ # /, BOOT_TIMEOUT_MS, vm.output.lastIndexOf("LGUEST-TS-READY"));
+        await vm.type("reboot -f\n");
+        await ready(3);
+        await vm.waitFor(/\/ # /, BOOT_TIMEOUT_MS, vm.output.lastIndexOf("LGUEST-TS-READY"));
+        assertEquals((await vm.run("echo third-boot")).trim(), "third-boot");
+        await vm.type("poweroff\n");
+        const code = await vm.exit(BOOT_TIMEOUT_MS);
+        assertEquals(code, 0, vm.stderr);
+        assert(!vm.stderr.includes("ReadableStream"), vm.stderr);
+        assertEquals(vm.output.match(/LGUEST-TS-READY/g)?.length, 3);
+      },
+    );
+  },
+});
+
+Deno.test({
+  name:
+    "deno task start passes options through; lguest_run's exit status is the exit code; stdin's end ends cat",
+  ignore,
+  sanitizeResources: false,
+  async fn() {
+    const root = new URL("../..", import.meta.url).pathname;
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "task",
+        "--quiet",
+        "start",
+        "--",
+        "--deterministic",
+        "--rng",
+        "quiet",
+        'lguest_run="cat; ls /dev/hwrng; exit 7"',
+      ],
+      cwd: root,
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const writer = child.stdin.getWriter();
+    await writer.write(new TextEncoder().encode("line-from-stdin\n"));
+    await writer.close(); // cat must see the end of its input, or this test times out
+    const timer = setTimeout(() => child.kill("SIGKILL"), BOOT_TIMEOUT_MS);
+    const out = await child.output();
+    clearTimeout(timer);
+    const stdout = new TextDecoder().decode(out.stdout);
+    const stderr = new TextDecoder().decode(out.stderr);
+    assertEquals(out.code, 7, `${stderr}\n${stdout.slice(-2000)}`);
+    assert(/line-from-stdin[\s\S]*line-from-stdin/.test(stdout), `echoed, then printed by cat: ${stdout}`);
+    assert(stdout.includes("/dev/hwrng"), `--rng reached the launcher: ${stdout}`);
+    assert(stdout.includes("LGUEST-TS-EXIT 7"), stdout);
+  },
+});
