@@ -104,7 +104,8 @@ order; after a "--" everything goes to the kernel.
 
 Basic:
   <mem>                    Guest RAM: megabytes (256), or with a unit (256m, 512M, 1g); 16m to 2g
-                           (the reference guest needs at least 48m)
+                           (Debian's 686 kernel loads at 16 MiB and needs 33m to load; the
+                           reference guest runs in 40m)
   <kernel>                 a 32-bit bzImage (like /boot/vmlinuz-*-686) or a 32-bit ELF vmlinux;
                            64-bit kernels are refused
   --initrd=FILE            load FILE as the initial ramdisk (initramfs)

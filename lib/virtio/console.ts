@@ -120,6 +120,8 @@ export class ConsoleDevice implements VirtioDevice {
   activate(ctx: VirtioContext): void {
     this.#ctx = ctx;
     this.#chain = new DescChain(ctx.mem, 4);
+    // Linux reads cols/rows only on a configuration interrupt: one now gives hvc0 its first size.
+    if ((ctx.features & bit(VIRTIO_CONSOLE_F_SIZE)) !== 0n) ctx.configChanged();
   }
 
   reset(): void {

@@ -9,6 +9,7 @@ import {
   CONSOLE_MAX_REQUEST_BYTES,
   type ConsoleBackend,
   ConsoleDevice,
+  VIRTIO_CONSOLE_F_SIZE,
 } from "../../lib/virtio/console.ts";
 import { VIRTIO_CONFIG_S_NEEDS_RESET } from "../../lib/virtio/virtio_device.ts";
 import { VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT } from "../../lib/virtio/virtqueue.ts";
@@ -124,4 +125,34 @@ Deno.test("ConsoleDevice takes at most CONSOLE_MAX_REQUEST_BYTES from a chain th
   assertEquals(writes, 1);
   assertEquals(drv.status() & VIRTIO_CONFIG_S_NEEDS_RESET, 0);
   assertEquals((await drv.waitUsed(tx)).id, 0);
+});
+
+Deno.test("ConsoleDevice offers VIRTIO_CONSOLE_F_SIZE with the terminal's size and signals resizes", () => {
+  const m = new TestMachine();
+  const term = new FakeTerminal();
+  let size = { columns: 100, rows: 30 };
+  let resized = () => {};
+  const sized: ConsoleBackend = {
+    write: (b) => term.write(b),
+    onInput: (cb) => term.onInput(cb),
+    size: () => size,
+    onResize: (cb) => resized = cb,
+  };
+  const { slot } = m.plug(new ConsoleDevice(sized), 5);
+  const drv = new VirtioDriver(m, slot);
+  assert((drv.deviceFeatures() & (1n << BigInt(VIRTIO_CONSOLE_F_SIZE))) !== 0n);
+  assertEquals([drv.configRead(0, 2), drv.configRead(2, 2)], [100, 30], "cols, rows (§5.3.4)");
+  drv.start(2);
+  assert((drv.readIsr() & 2) !== 0, "a configuration interrupt at DRIVER_OK: Linux reads the size then");
+  size = { columns: 132, rows: 43 };
+  resized();
+  assert((drv.readIsr() & 2) !== 0, "and one after each resize");
+  assertEquals([drv.configRead(0, 2), drv.configRead(2, 2)], [132, 43]);
+  // Without a size (stdout not a terminal), the feature is not offered.
+  const plain = new TestMachine();
+  const other = plain.plug(new ConsoleDevice(new FakeTerminal()), 5);
+  assertEquals(
+    new VirtioDriver(plain, other.slot).deviceFeatures() & (1n << BigInt(VIRTIO_CONSOLE_F_SIZE)),
+    0n,
+  );
 });
