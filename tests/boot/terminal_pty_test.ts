@@ -51,20 +51,14 @@ class TmuxLauncher {
     const quoted = [Deno.execPath(), "run", "-A", MAIN, ...launcherArgs].map((a) =>
       `'${a.replaceAll("'", "'\\''")}'`
     );
-    const script = `${
-      quoted.join(" ")
-    } 2>${this.dir}/stderr; echo $? >${this.dir}/code; stty -a >${this.dir}/stty`;
-    this.tmux(
-      "new-session",
-      "-d",
-      "-x",
-      "100",
-      "-y",
-      "30",
-      "-s",
-      "vm",
-      `sh -c "${script.replaceAll('"', '\\"')}; sleep 600"`,
+    // A script file: no quoting through tmux's own shell.
+    Deno.writeTextFileSync(
+      `${this.dir}/run.sh`,
+      `${
+        quoted.join(" ")
+      } 2>${this.dir}/stderr\necho $? >${this.dir}/code\nstty -a >${this.dir}/stty\nsleep 600\n`,
     );
+    this.tmux("new-session", "-d", "-x", "100", "-y", "30", "-s", "vm", `sh ${this.dir}/run.sh`);
   }
 
   /** The window's whole scrollback. */
@@ -140,7 +134,7 @@ Deno.test({
       t.start(["--deterministic", `--initrd=${g.initrd}`, "256", g.vmlinux ?? g.kernel, ...FAST_ARGS]);
       await t.waitFor(/\/ # /, BOOT_TIMEOUT_MS);
       t.tmux("send-keys", "-t", "vm", "stty size; echo size-checked", "Enter");
-      await t.waitFor(/^30 100\s*$/m, 60_000);
+      await t.waitFor(/30 100\s+size-checked/, 60_000);
       t.tmux("send-keys", "-t", "vm", "reboot -f", "Enter");
       await t.waitFor(/LGUEST-TS-READY/, BOOT_TIMEOUT_MS, 2);
       await t.waitFor(/\/ # /, BOOT_TIMEOUT_MS, 3);
