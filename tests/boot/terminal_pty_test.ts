@@ -139,7 +139,7 @@ Deno.test({
       await t.waitFor(/LGUEST-TS-READY/, BOOT_TIMEOUT_MS, 2);
       await t.waitFor(/\/ # /, BOOT_TIMEOUT_MS, 3);
       t.tmux("send-keys", "-t", "vm", "echo second-$((20+22))", "Enter");
-      await t.waitFor(/^second-42/m, 60_000);
+      await t.waitFor(/second-42\s/, 60_000);
       // Typing speed: 0.2 s apart. Each ^C makes ash print a new prompt and ask ESC[6n; tmux answers.
       for (let i = 0; i < 3; i++) {
         t.tmux("send-keys", "-t", "vm", "C-c");
