@@ -332,6 +332,7 @@ async function launchFirmware(opts: LaunchOptions, path: string): Promise<number
     serial: terminal,
     startTimeMs: opts.rtcBaseMs,
     onReset: () => machine.stop("reboot", "the guest reset the machine"),
+    powerOn: true,
   });
   session.input = (bytes) => pc.uart.receive(bytes);
   session.describe = () => `${machine.describe()}\n${pc.pic.describe()}\n${pc.uart.describe()}`;

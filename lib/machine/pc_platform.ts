@@ -24,10 +24,15 @@ export interface PcPlatformOptions {
   onPowerOff?: () => void;
   /** RTC time at virtual time zero (ms since the epoch); default the host's now (a fixed date if deterministic). */
   startTimeMs?: number;
+  /**
+   * Chips as at power-on (firmware runs from the reset vector): the 8259s uninitialized and the
+   * 8254 unprogrammed. Default: as a BIOS leaves them for a kernel.
+   */
+  powerOn?: boolean;
 }
 
 export class PcPlatform {
-  readonly pic = new Pic8259Pair();
+  readonly pic: Pic8259Pair;
   readonly pit: Pit8254;
   readonly rtc: RtcCmos;
   readonly uart: Uart16550;
@@ -37,10 +42,12 @@ export class PcPlatform {
 
   constructor(machine: Machine, options: PcPlatformOptions) {
     const ports = machine.ports;
+    const powerOn = options.powerOn === true;
+    this.pic = new Pic8259Pair({ powerOn });
     this.pic.register(ports);
     this.pic.onChange = () => machine.wake();
     machine.cpu.interrupts = this.pic;
-    this.pit = new Pit8254(machine.clock, this.pic, 0);
+    this.pit = new Pit8254(machine.clock, this.pic, 0, { powerOn });
     this.pit.register(ports);
     new SystemControlPort(this.pit, machine.clock).register(ports);
     this.rtc = new RtcCmos(machine.clock, this.pic, {

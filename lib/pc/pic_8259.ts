@@ -35,9 +35,12 @@ class Pic8259 {
   #specialMask = false;
   /** The ELCR bits that exist on this chip. */
   #elcrMask: number;
+  /** ICW1-ICW4 have been written since power-on; before that the chip requests nothing. */
+  #initialized: boolean;
 
-  constructor(elcrMask: number) {
+  constructor(elcrMask: number, initialized: boolean) {
     this.#elcrMask = elcrMask;
+    this.#initialized = initialized;
   }
 
   /** Edge/level control: bit set = level-triggered input. */
@@ -81,6 +84,7 @@ class Pic8259 {
 
   /** The IRQ this chip would deliver now, or -1. */
   pendingIrq(): number {
+    if (!this.#initialized) return -1;
     const priority = this.priorityOf(this.#irr & ~this.#imr);
     if (priority === 8) return -1;
     let inService = this.#isr;
@@ -184,6 +188,7 @@ class Pic8259 {
         this.#initStep = 0;
         break;
     }
+    if (this.#initStep === 0) this.#initialized = true;
   }
 
   read(offset: number): number {
@@ -222,12 +227,22 @@ class Pic8259 {
 export class Pic8259Pair implements IrqSink, InterruptSource {
   /** Called when `hasInterrupt()` may have just become true (the machine ends the CPU's slice). */
   onChange: () => void = () => {};
-  #master = new Pic8259(ELCR_MASK_MASTER);
-  #slave = new Pic8259(ELCR_MASK_SLAVE);
+  #master: Pic8259;
+  #slave: Pic8259;
   /** The master's INT pin, cached for the CPU's between-slices check. */
   #output = false;
   /** Interrupts passed to the CPU per IRQ line (16 and 17: spurious IRQ7 and IRQ15), for the state dump. */
   readonly #taken = new Float64Array(18);
+
+  /**
+   * `powerOn`: the chips are as at power-on, uninitialized until firmware writes ICW1-ICW4 (they
+   * request nothing before); otherwise as a loader leaves them for a kernel, ready for OCWs.
+   */
+  constructor(options: { powerOn?: boolean } = {}) {
+    const ready = options.powerOn !== true;
+    this.#master = new Pic8259(ELCR_MASK_MASTER, ready);
+    this.#slave = new Pic8259(ELCR_MASK_SLAVE, ready);
+  }
 
   /** Claims 0x20-0x21, 0xA0-0xA1 and the ELCR at 0x4D0-0x4D1 (byte ports; wider reads see 0xFF beyond). */
   register(ports: PortBus): void {

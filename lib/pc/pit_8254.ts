@@ -358,14 +358,17 @@ export class Pit8254 {
   /**
    * `irq` receives channel 0's OUT on `irqLine` (IRQ0 on a PC). The counters start as a BIOS
    * leaves them: channel 0 in mode 3 with count 0 (the 18.2 Hz tick), channel 1 in mode 2 with
-   * count 18 (DRAM refresh), channel 2 unprogrammed with its gate low.
+   * count 18 (DRAM refresh), channel 2 unprogrammed with its gate low. With `powerOn` (firmware
+   * runs from the reset vector) no channel is programmed: nothing counts until firmware writes a
+   * control word and a count.
    */
-  constructor(clock: VirtualClock, irq: IrqSink, irqLine = 0) {
+  constructor(clock: VirtualClock, irq: IrqSink, irqLine = 0, options: { powerOn?: boolean } = {}) {
     this.#clock = clock;
     this.#irq = irq;
     this.#irqLine = irqLine;
     this.#channels = [new PitChannel(true), new PitChannel(true), new PitChannel(false)];
     this.#timer = clock.timer("pit-channel0", (nowNs) => this.#onTimer(nowNs));
+    if (options.powerOn === true) return;
     this.#writeControl(0x36);
     this.#writeCounter(0, 0);
     this.#writeCounter(0, 0);

@@ -116,6 +116,8 @@ export class Cpu {
   interruptShadow = false;
   /** Set with a fault raised after a task switch's commit point: EIP is the new task's already. */
   faultInNewTask = false;
+  /** MOV SS / POP SS also hold off the single-step trap (and data breakpoints) for one instruction. */
+  trapShadow = false;
 
   /** External interrupts (the PIC, or lguest's virtual interrupt controller). */
   interrupts: InterruptSource | null = null;
@@ -240,6 +242,7 @@ export class Cpu {
     this.halted = false;
     this.interruptShadow = false;
     this.faultInNewTask = false;
+    this.trapShadow = false;
     this.fpu?.reset();
     this.setCpl(0);
     flushTlb(this, false);

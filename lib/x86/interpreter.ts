@@ -69,7 +69,11 @@ export function execute(cpu: Cpu, budget: number): number {
     // return (an on-stack-replaced inner loop deoptimizes on every exit).
     n = runBlock(cpu, n, stopAt);
     if (cpu.blockFailed) break;
-    if (tracing && n > nStart && !cpu.softwareInterruptTaken) {
+    // MOV SS / POP SS end their block; the trap after them waits for the next instruction
+    // (SDM 6.8.3), which then traps on its own.
+    const heldOff = cpu.trapShadow;
+    cpu.trapShadow = false;
+    if (tracing && n > nStart && !cpu.softwareInterruptTaken && !heldOff) {
       // Single-step trap after the instruction (SDM 17.3.1.4).
       cpu.dr[6] |= 0x4000;
       if (!deliver(cpu, DB)) break;
@@ -661,29 +665,23 @@ function runBlock(cpu: Cpu, n: number, stopAt: number): number {
           break;
         case 0xA4:
         case 0x2A4:
-          movs(cpu, slot, 0);
-          eip = next;
+          eip = movs(cpu, slot, 0) ? eip : next;
           break;
         case 0xA5:
-          movs(cpu, slot, 2);
-          eip = next;
+          eip = movs(cpu, slot, 2) ? eip : next;
           break;
         case 0x2A5:
-          movs(cpu, slot, 1);
-          eip = next;
+          eip = movs(cpu, slot, 1) ? eip : next;
           break;
         case 0xA6:
         case 0x2A6:
-          cmps(cpu, slot, 0);
-          eip = next;
+          eip = cmps(cpu, slot, 0) ? eip : next;
           break;
         case 0xA7:
-          cmps(cpu, slot, 2);
-          eip = next;
+          eip = cmps(cpu, slot, 2) ? eip : next;
           break;
         case 0x2A7:
-          cmps(cpu, slot, 1);
-          eip = next;
+          eip = cmps(cpu, slot, 1) ? eip : next;
           break;
         case 0xA8:
         case 0x2A8:
@@ -700,42 +698,33 @@ function runBlock(cpu: Cpu, n: number, stopAt: number): number {
           break;
         case 0xAA:
         case 0x2AA:
-          stos(cpu, slot, 0);
-          eip = next;
+          eip = stos(cpu, slot, 0) ? eip : next;
           break;
         case 0xAB:
-          stos(cpu, slot, 2);
-          eip = next;
+          eip = stos(cpu, slot, 2) ? eip : next;
           break;
         case 0x2AB:
-          stos(cpu, slot, 1);
-          eip = next;
+          eip = stos(cpu, slot, 1) ? eip : next;
           break;
         case 0xAC:
         case 0x2AC:
-          lods(cpu, slot, 0);
-          eip = next;
+          eip = lods(cpu, slot, 0) ? eip : next;
           break;
         case 0xAD:
-          lods(cpu, slot, 2);
-          eip = next;
+          eip = lods(cpu, slot, 2) ? eip : next;
           break;
         case 0x2AD:
-          lods(cpu, slot, 1);
-          eip = next;
+          eip = lods(cpu, slot, 1) ? eip : next;
           break;
         case 0xAE:
         case 0x2AE:
-          scas(cpu, slot, 0);
-          eip = next;
+          eip = scas(cpu, slot, 0) ? eip : next;
           break;
         case 0xAF:
-          scas(cpu, slot, 2);
-          eip = next;
+          eip = scas(cpu, slot, 2) ? eip : next;
           break;
         case 0x2AF:
-          scas(cpu, slot, 1);
-          eip = next;
+          eip = scas(cpu, slot, 1) ? eip : next;
           break;
         // ---- MOV immediate ----
         case 0xB0:

@@ -75,3 +75,129 @@ Deno.test("main --firmware refuses an image that is not 64 or 128 KiB, in one li
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+/**
+ * A ROM that first checks the power-on state (issue #11): with interrupts enabled and nothing
+ * programmed, no IRQ arrives and the 8254's channel 0 does not count; then it programs the 8259
+ * (IRQ0 at vector 8) and channel 0, and the first IRQ0 arrives at vector 8.
+ */
+const POWER_ON_ROM = `
+bits 16
+org 0
+%macro print 1
+  mov si, %1
+  call puts
+%endmacro
+start:
+  xor ax, ax
+  mov ds, ax
+  mov ss, ax
+  mov sp, 0x7000
+  mov di, 0                     ; IVT: every vector to "unexpected" first
+.ivt:
+  mov word [di], unexpected
+  mov word [di + 2], 0xF000
+  add di, 4
+  cmp di, 0x400
+  jb .ivt
+  mov word [8 * 4], irq0
+  mov al, 0x00                  ; latch channel 0
+  out 0x43, al
+  in al, 0x40
+  mov bl, al
+  in al, 0x40
+  mov bh, al
+  sti
+  mov dx, 128
+.spin:
+  mov cx, 0xFFFF
+.inner:
+  loop .inner
+  dec dx
+  jnz .spin
+  cli
+  mov al, 0x00
+  out 0x43, al
+  in al, 0x40
+  mov cl, al
+  in al, 0x40
+  mov ch, al
+  cmp bx, cx
+  jne .counting
+  print quiet
+  ; Program the pair (ICW1-ICW4, IRQ0 at vector 8, everything but IRQ0 masked) and channel 0.
+  mov al, 0x11
+  out 0x20, al
+  mov al, 0x08
+  out 0x21, al
+  mov al, 0x04
+  out 0x21, al
+  mov al, 0x01
+  out 0x21, al
+  mov al, 0xFE
+  out 0x21, al
+  mov al, 0x34                  ; channel 0, lo/hi, mode 2
+  out 0x43, al
+  mov al, 0xE8                  ; 1000 ticks
+  out 0x40, al
+  mov al, 0x03
+  out 0x40, al
+  sti
+.wait:
+  hlt
+  jmp .wait
+.counting:
+  print counting
+  cli
+  hlt
+irq0:
+  print tick
+  cli
+  hlt
+unexpected:
+  print stray
+  cli
+  hlt
+puts:
+  push ds
+  mov ax, 0xF000
+  mov ds, ax
+.next:
+  lodsb
+  test al, al
+  jz .done
+  out 0xE9, al
+  jmp .next
+.done:
+  pop ds
+  ret
+quiet: db "quiet;", 0
+counting: db "channel 0 counts before it is programmed", 10, 0
+tick: db "irq0 at vector 8", 10, 0
+stray: db "an interrupt before the 8259 was programmed", 10, 0
+times 0xFFF0 - ($ - $$) db 0
+  jmp 0xF000:start
+times 0x10000 - ($ - $$) db 0
+`;
+
+Deno.test({
+  name: "main --firmware starts with the 8259 pair uninitialized and the 8254 unprogrammed",
+  ignore: nasmUnavailableReason() !== null,
+  async fn() {
+    const { bytes } = assemble(POWER_ON_ROM);
+    const dir = await Deno.makeTempDir();
+    try {
+      const rom = `${dir}/rom.bin`;
+      await Deno.writeFile(rom, bytes);
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", MAIN, `--firmware=${rom}`, "--verbose", "--deterministic", "16"],
+        stdin: "null",
+      }).output();
+      const stderr = new TextDecoder().decode(out.stderr);
+      assertEquals(out.code, 3, stderr);
+      assert(stderr.includes("debugcon: quiet;irq0 at vector 8\n"), stderr);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});

@@ -238,3 +238,20 @@ Deno.test("Pic8259Pair rotates priorities on OCW2 rotate-on-EOI", () => {
   pic.setIrq(1, true);
   assertEquals(pic.acknowledge(), IRQ0_VECTOR + 1);
 });
+
+Deno.test("Pic8259Pair at power-on requests nothing until ICW1-ICW4 are written", () => {
+  const ports = new PortBus();
+  const pic = new Pic8259Pair({ powerOn: true });
+  pic.register(ports);
+  pic.setIrq(0, true);
+  assertEquals(pic.hasInterrupt(), false, "uninitialized: IRQ0 latched but not requested");
+  ports.write(PIC_MASTER_CMD, 1, 0x11);
+  ports.write(PIC_MASTER_IMR, 1, 0x08);
+  ports.write(PIC_MASTER_IMR, 1, 1 << 2);
+  assertEquals(pic.hasInterrupt(), false, "still expecting ICW4");
+  ports.write(PIC_MASTER_IMR, 1, 0x01);
+  pic.setIrq(0, false);
+  pic.setIrq(0, true);
+  assertEquals(pic.hasInterrupt(), true);
+  assertEquals(pic.acknowledge(), 0x08);
+});

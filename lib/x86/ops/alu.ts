@@ -185,16 +185,19 @@ export function shift(cc: Int32Array, op: number, v: number, count: number, size
         r = ((u << c) | (cf << (c - 1)) | (hi >= 32 ? 0 : u >>> hi)) & m;
         newCf = (u >>> (bits - c)) & 1;
       }
-      const rs = sx(r, size);
-      setCfOf(cc, newCf, newCf ^ ((rs >>> 31) & 1));
-      return rs;
+      // OF is defined for c = 1 (MSB(result) XOR CF = the two top bits of the value); for larger
+      // counts Intel keeps that first-step value (AMD computes it from the last step).
+      setCfOf(cc, newCf, ((u >>> (bits - 1)) ^ (u >>> (bits - 2))) & 1);
+      return sx(r, size);
     }
     case 3: { // RCR
       const c = size === 2 ? count : count % (bits + 1);
       if (c === 0) return v;
       const cf = getCF(cc);
       let r: number, newCf: number;
-      const of = ((u >>> (bits - 1)) ^ cf) & 1; // defined for c = 1: MSB before XOR CF
+      // Defined for c = 1: MSB before XOR CF; Intel gives the same for larger counts (AMD gives
+      // MSB(result) XOR the next bit).
+      const of = ((u >>> (bits - 1)) ^ cf) & 1;
       if (c === 1) {
         r = ((u >>> 1) | (cf << (bits - 1))) & m;
         newCf = u & 1;
@@ -257,13 +260,12 @@ export function shiftDouble(
       cf = (d >>> (count - 1)) & 1;
     }
   } else {
-    // 16-bit: work on the 32-bit concatenation; counts above 16 give what Intel hardware gives
-    // for the defined part and an undefined (but deterministic) result beyond it.
+    // 16-bit counts above 16 are undefined; Intel P6 and later (our CPUID vendor) shift the
+    // 48-bit dst:src:dst (SHLD) or dst:src:dst right (SHRD), measured on Intel hardware.
     if (left) {
-      const cat = (d << 16) | s; // dst:src
-      const wide = count < 32 ? cat << count : 0;
-      const wide2 = count > 16 ? (s << (count - 16)) : 0;
-      r = ((wide >>> 16) | (count > 16 ? wide2 & 0xFFFF : 0)) & 0xFFFF;
+      r = count <= 16
+        ? ((d << count) | (s >>> (16 - count))) & 0xFFFF
+        : ((s << (count - 16)) | (d >>> (32 - count))) & 0xFFFF;
       cf = count <= 16 ? (d >>> (16 - count)) & 1 : (s >>> (32 - count)) & 1;
     } else {
       const cat = (s << 16) | d; // src:dst

@@ -91,7 +91,7 @@ import {
 import { ea, readMem, readReg, readRm, REG8, writeMem, writeReg, writeRm } from "./operands.ts";
 import { adjustSp, peek16, peek32, pop16, pop32, push16, push32 } from "./stack.ts";
 
-const IF = 0x200, DF = 0x400, IOPL = 0x3000, VM = 0x20000, AC = 0x40000, ID = 0x200000;
+const TF = 0x100, IF = 0x200, DF = 0x400, IOPL = 0x3000, VM = 0x20000, AC = 0x40000, ID = 0x200000;
 
 const CPUID_OUT = new Int32Array(4);
 
@@ -417,7 +417,9 @@ function stringIo(cpu: Cpu, slot: number, size: number, isIn: boolean): void {
   const reg = isIn ? EDI : ESI;
   const segBase = isIn ? cpu.segBase[ES] : cpu.segBase[(e >> 12) & 7];
   let count = rep ? (a16 ? cpu.r16[ECX << 1] : cpu.regs[ECX] >>> 0) : 1;
-  while (count !== 0) {
+  // Single-step: one iteration per trap, EIP kept at the instruction while the count lasts.
+  let iterations = rep && (cpu.cc[CC_FLAGS] & TF) !== 0 && count !== 0 ? 1 : count;
+  while (iterations-- !== 0) {
     const off = a16 ? cpu.regs[reg] & 0xFFFF : cpu.regs[reg];
     const a = (segBase + off) | 0;
     if (isIn) {
@@ -432,6 +434,7 @@ function stringIo(cpu: Cpu, slot: number, size: number, isIn: boolean): void {
       else cpu.regs[ECX] = count;
     }
   }
+  if (rep && count !== 0) cpu.st[ST_EIP] = (cpu.st[ST_EIP] - cpu.decoded.len[slot]) | 0;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -569,6 +572,43 @@ function wrmsr(cpu: Cpu, msr: number): void {
 
 const SEG_OF_PUSH: Record<number, number> = { 0x06: ES, 0x0E: CS, 0x16: SS, 0x1E: DS, 0x1A0: FS, 0x1A8: GS };
 
+/**
+ * ENTER (SDM Vol. 2): the frame pointer is the stack pointer after pushing EBP at the operand
+ * size (o32 on a 16-bit stack keeps ESP's upper half: only SP wraps). Memory is written first and
+ * the final stack top is write-checked (as a read-modify-write, like hardware) before EBP and ESP
+ * change, so a fault anywhere leaves the registers as they were.
+ */
+function enter(cpu: Cpu, size: number, level: number, op32: boolean): void {
+  const regs = cpu.regs;
+  const n = op32 ? 4 : 2;
+  const ss32 = cpu.ss32, base = cpu.segBase[SS];
+  const esp = regs[ESP];
+  const hiEsp = ss32 ? 0 : esp & ~0xFFFF;
+  let sp = ss32 ? (esp - n) | 0 : (esp - n) & 0xFFFF;
+  if (op32) write32(cpu, (base + sp) | 0, regs[EBP]);
+  else write16(cpu, (base + sp) | 0, regs[EBP]);
+  const frame = op32 ? sp | hiEsp : sp;
+  if (level > 0) {
+    let bp = regs[EBP];
+    for (let i = 1; i < level; i++) {
+      bp = ss32 ? (bp - n) | 0 : (bp - n) & 0xFFFF;
+      const v = op32 ? read32(cpu, (base + bp) | 0) : read16(cpu, (base + bp) | 0);
+      sp = ss32 ? (sp - n) | 0 : (sp - n) & 0xFFFF;
+      if (op32) write32(cpu, (base + sp) | 0, v);
+      else write16(cpu, (base + sp) | 0, v);
+    }
+    sp = ss32 ? (sp - n) | 0 : (sp - n) & 0xFFFF;
+    if (op32) write32(cpu, (base + sp) | 0, frame);
+    else write16(cpu, (base + sp) | 0, frame);
+  }
+  sp = ss32 ? (sp - size) | 0 : (sp - size) & 0xFFFF;
+  probeWrite(cpu, (base + sp) | 0, n);
+  if (op32) regs[EBP] = frame;
+  else cpu.r16[EBP << 1] = frame;
+  if (ss32) regs[ESP] = sp;
+  else cpu.r16[ESP << 1] = sp;
+}
+
 /** Executes a less common instruction; returns true if the interpreter must reload its state. */
 export function executeRare(cpu: Cpu, slot: number, id: number, next: number): boolean {
   const st = cpu.st, regs = cpu.regs, r8 = cpu.r8, r16 = cpu.r16;
@@ -604,9 +644,15 @@ export function executeRare(cpu: Cpu, slot: number, id: number, next: number): b
     case 0x1A9: {
       const seg = op === 0x07 ? ES : op === 0x17 ? SS : op === 0x1F ? DS : op === 0x1A1 ? FS : GS;
       const sel = op32 ? peek32(cpu, 0) : peek16(cpu, 0);
+      // POP SS moves the stack pointer by the width of the stack it popped from, not the new one.
+      const oldSs32 = cpu.ss32;
       loadSegment(cpu, seg, sel);
-      adjustSp(cpu, op32 ? 4 : 2);
-      if (seg === SS) cpu.interruptShadow = true;
+      if (oldSs32) regs[ESP] = (regs[ESP] + (op32 ? 4 : 2)) | 0;
+      else r16[ESP << 1] = regs[ESP] + (op32 ? 4 : 2);
+      if (seg === SS) {
+        cpu.interruptShadow = true;
+        cpu.trapShadow = true;
+      }
       return true;
     }
     case 0x27:
@@ -687,7 +733,10 @@ export function executeRare(cpu: Cpu, slot: number, id: number, next: number): b
       const s = (m >> 3) & 7;
       if (s === CS || s > 5) fault(UD);
       loadSegment(cpu, s, readRm(cpu, slot, m, 1));
-      if (s === SS) cpu.interruptShadow = true;
+      if (s === SS) {
+        cpu.interruptShadow = true;
+        cpu.trapShadow = true;
+      }
       return true;
     }
     case 0x9A: // CALL ptr16:16/32
@@ -722,36 +771,9 @@ export function executeRare(cpu: Cpu, slot: number, id: number, next: number): b
       writeReg(cpu, (m >> 3) & 7, op32 ? 2 : 1, off);
       return true;
     }
-    case 0xC8: { // ENTER
-      const size = dc.imm[slot] & 0xFFFF, level = dc.imm2[slot] & 31;
-      const n = op32 ? 4 : 2;
-      const ss32 = cpu.ss32, base = cpu.segBase[SS];
-      const wrap = (v: number) => (ss32 ? v | 0 : v & 0xFFFF);
-      let sp = regs[ESP];
-      sp = wrap(sp - n);
-      if (op32) write32(cpu, (base + sp) | 0, regs[EBP]);
-      else write16(cpu, (base + sp) | 0, regs[EBP]);
-      const frame = sp;
-      let bp = regs[EBP];
-      if (level > 0) {
-        for (let i = 1; i < level; i++) {
-          bp = wrap(bp - n);
-          const v = op32 ? read32(cpu, (base + bp) | 0) : read16(cpu, (base + bp) | 0);
-          sp = wrap(sp - n);
-          if (op32) write32(cpu, (base + sp) | 0, v);
-          else write16(cpu, (base + sp) | 0, v);
-        }
-        sp = wrap(sp - n);
-        if (op32) write32(cpu, (base + sp) | 0, frame);
-        else write16(cpu, (base + sp) | 0, frame);
-      }
-      sp = wrap(sp - size);
-      if (op32) regs[EBP] = frame;
-      else r16[EBP << 1] = frame;
-      if (ss32) regs[ESP] = sp;
-      else r16[ESP << 1] = sp;
+    case 0xC8: // ENTER
+      enter(cpu, dc.imm[slot] & 0xFFFF, dc.imm2[slot] & 31, op32);
       return false;
-    }
     case 0xCA:
     case 0xCB:
       farReturn(cpu, op32, op === 0xCA ? dc.imm[slot] & 0xFFFF : 0);

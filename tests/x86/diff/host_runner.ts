@@ -15,11 +15,14 @@ export class HostRunner {
   readonly #dir: string;
   /** Whether the host could map LOW_REGION (16-bit addressing reaches memory). */
   readonly lowRegion: boolean;
+  /** The host CPU's vendor string (CPUID leaf 0), e.g. "GenuineIntel" or "AuthenticAMD". */
+  readonly vendor: string;
 
-  private constructor(dir: string, exe: string, lowRegion: boolean) {
+  private constructor(dir: string, exe: string, lowRegion: boolean, vendor: string) {
     this.#dir = dir;
     this.#exe = exe;
     this.lowRegion = lowRegion;
+    this.vendor = vendor;
   }
 
   /** Why the host can't run cases, or null when it can (synchronous so `ignore:` can use it). */
@@ -65,7 +68,9 @@ export class HostRunner {
     if (!cc.success) throw new Error(`gcc -m32 failed:\n${new TextDecoder().decode(cc.stderr)}`);
     const probe = await new Deno.Command(exe, { args: ["--probe"], stdout: "piped" }).output();
     const lowRegion = new TextDecoder().decode(probe.stdout).trim() === "1";
-    return new HostRunner(dir, exe, lowRegion);
+    const cpuinfo = await Deno.readTextFile("/proc/cpuinfo");
+    const vendor = /^vendor_id\s*:\s*(\S+)/m.exec(cpuinfo)?.[1] ?? "unknown";
+    return new HostRunner(dir, exe, lowRegion, vendor);
   }
 
   /**

@@ -8,6 +8,7 @@ import { compareResults, initialBytes, MismatchTally } from "./compare_results.t
 import { CpuRunner } from "./cpu_runner.ts";
 import type { DiffResult } from "./diff_case.ts";
 import { HostRunner } from "./host_runner.ts";
+import { VENDOR } from "../../../lib/x86/cpuid.ts";
 
 export interface DiffRunOptions {
   readonly seed: number;
@@ -32,7 +33,13 @@ export async function runDifferential(opts: DiffRunOptions): Promise<MismatchTal
     for (let done = 0, k = 0; done < opts.count; k++) {
       const n = Math.min(chunk, opts.count - done);
       const seed = k === 0 ? opts.seed : Math.imul(opts.seed ^ 0x5BD1_E995, k + 1) ^ k;
-      const set = generateCases({ seed, count: n, lowRegion: host.lowRegion, mnemonics: opts.mnemonics });
+      const set = generateCases({
+        seed,
+        count: n,
+        lowRegion: host.lowRegion,
+        mnemonics: opts.mnemonics,
+        hostIsOurVendor: host.vendor === VENDOR,
+      });
       const hostDone = host.run(set);
       const cpu = new CpuRunner(set.regions, set.backgrounds, opts.translate ?? false);
       const ours: DiffResult[] = set.cases.map((c) => cpu.run(c));
