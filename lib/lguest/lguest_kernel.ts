@@ -4,7 +4,7 @@
  * (`lguest_entry`, and `initial_pg_pmd`, which head_32.S defines only with PAE); failing that, the
  * code of lguest_entry itself, LHCALL_LGUEST_INIT then LHCALL_NEW_PGTABLE through `int $0x1F`, whose
  * second operand is initial_page_table: with PAE that is a statically filled page-directory-pointer
- * table (present entries, high halves zero), without PAE a zeroed bss page.
+ * table (entry 0 present, the others present or empty, high halves zero), without PAE a zeroed bss page.
  */
 
 export interface LguestKernelInfo {
@@ -57,10 +57,12 @@ export function detectLguestKernel(elf: Uint8Array): LguestKernelInfo {
   for (const s of segments) {
     if (pageTable >= s.paddr && pageTable + 32 <= s.paddr + s.filesz) {
       const at = s.offset + pageTable - s.paddr;
-      pae = true;
+      // Entry 0 (the low identity map) is always present; with a 3G/1G split (KPMDS == 1) entries 1
+      // and 2 are empty (0,0), so an entry is either empty or present with no other attributes.
+      pae = (u32(at) & 0xFFF) === 1;
       for (let i = 0; i < 4; i++) {
         const lo = u32(at + i * 8), hi = u32(at + i * 8 + 4);
-        if ((lo & 0xFFF) !== 1 || hi !== 0) pae = false;
+        if (hi !== 0 || (lo !== 0 && (lo & 0xFFF) !== 1)) pae = false;
       }
     }
   }

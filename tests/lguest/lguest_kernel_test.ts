@@ -65,10 +65,11 @@ function withSymbols(elf: Uint8Array, names: string[]): Uint8Array {
   return out;
 }
 
-function pdpt(): Uint8Array {
+/** initial_page_table with PAE; `present` lists the entries head_32.S fills (KPMDS == 1: 0 and 3). */
+function pdpt(present = [0, 1, 2, 3]): Uint8Array {
   const t = new Uint8Array(32);
   const v = new DataView(t.buffer);
-  for (let i = 0; i < 4; i++) v.setUint32(i * 8, 0x1500000 + i * 0x1000 + 1, true);
+  for (const i of present) v.setUint32(i * 8, 0x1500000 + i * 0x1000 + 1, true);
   return t;
 }
 
@@ -88,6 +89,12 @@ Deno.test("detectLguestKernel finds lguest_entry's code in a stripped vmlinux an
   assertEquals([pae.lguest, pae.pae], [true, true], pae.why);
   const plain = detectLguestKernel(stripped(null));
   assertEquals([plain.lguest, plain.pae], [true, false], plain.why);
+  // Linux 4.9's default 3G/1G split fills entries 0 and 3 only (a real PAE bzImage was once taken
+  // for non-PAE and faulted at once); a zeroed table is still no PDPT.
+  const split = detectLguestKernel(stripped(pdpt([0, 3])));
+  assertEquals([split.lguest, split.pae], [true, true], split.why);
+  const zeroed = detectLguestKernel(stripped(pdpt([])));
+  assertEquals([zeroed.lguest, zeroed.pae], [true, false], zeroed.why);
 });
 
 Deno.test("detectLguestKernel says no for other kernels and for what is not an ELF", () => {
