@@ -22,21 +22,24 @@ export interface ClosableNetBackend extends NetBackend {
   describe(): string;
 }
 
-export class PcapTap implements ClosableNetBackend {
+/**
+ * One pcap file, written as frames are recorded. It can outlive the backend it captures: the
+ * launcher opens it once per launch, so one capture covers every boot of a guest that reboots.
+ */
+export class PcapFile {
   readonly path: string;
-  readonly inner: ClosableNetBackend;
   framesCaptured = 0;
   readonly #file: Deno.FsFile;
   readonly #buf = new Uint8Array(BUFFER_BYTES);
   readonly #view = new DataView(this.#buf.buffer);
   #used = 0;
   #failed = false;
+  #closed = false;
   #flushTimer: ReturnType<typeof setTimeout> | undefined;
 
-  private constructor(path: string, file: Deno.FsFile, inner: ClosableNetBackend) {
+  private constructor(path: string, file: Deno.FsFile) {
     this.path = path;
     this.#file = file;
-    this.inner = inner;
     const v = this.#view;
     v.setUint32(0, PCAP_MAGIC_MICROSECONDS, true);
     v.setUint16(4, 2, true);
@@ -47,44 +50,20 @@ export class PcapTap implements ClosableNetBackend {
     this.#flush();
   }
 
-  /** Creates (or truncates) `path` and captures `inner`'s frames into it. */
-  static open(path: string, inner: ClosableNetBackend): PcapTap {
+  /** Creates (or truncates) `path` and writes the pcap file header. */
+  static open(path: string): PcapFile {
     let file: Deno.FsFile;
     try {
       file = Deno.openSync(path, { write: true, create: true, truncate: true });
     } catch (e) {
       throw new LaunchError(`Cannot open pcap file "${path}": ${hostErrorReason(e)}`);
     }
-    return new PcapTap(path, file, inner);
+    return new PcapFile(path, file);
   }
 
-  send(frame: Uint8Array): void {
-    this.#record(frame);
-    this.inner.send(frame);
-  }
-
-  onFrame(cb: (frame: Uint8Array) => void): void {
-    this.inner.onFrame((frame) => {
-      this.#record(frame);
-      cb(frame);
-    });
-  }
-
-  describe(): string {
-    return `${this.inner.describe()}\n  capturing to ${this.path}: ${this.framesCaptured} frames`;
-  }
-
-  async close(): Promise<void> {
-    clearTimeout(this.#flushTimer);
-    this.#flush();
-    try {
-      this.#file.close();
-    } catch { /* already closed */ }
-    await this.inner.close();
-  }
-
-  #record(frame: Uint8Array): void {
-    if (this.#failed) return;
+  /** Adds one frame (cut to the snap length), stamped with the host's wall-clock time. */
+  record(frame: Uint8Array): void {
+    if (this.#failed || this.#closed) return;
     const incl = Math.min(frame.length, SNAPLEN);
     if (this.#used + 16 + incl > BUFFER_BYTES) this.#flush();
     const us = Math.round((performance.timeOrigin + performance.now()) * 1000);
@@ -104,6 +83,16 @@ export class PcapTap implements ClosableNetBackend {
     }
   }
 
+  close(): void {
+    if (this.#closed) return;
+    clearTimeout(this.#flushTimer);
+    this.#flush();
+    this.#closed = true;
+    try {
+      this.#file.close();
+    } catch { /* already closed */ }
+  }
+
   #flush(): void {
     if (this.#used === 0 || this.#failed) return;
     try {
@@ -115,5 +104,45 @@ export class PcapTap implements ClosableNetBackend {
       warn(`pcap file "${this.path}": ${hostErrorReason(e)}; capture stopped`);
     }
     this.#used = 0;
+  }
+}
+
+/** A backend whose frames, both ways, are recorded in a PcapFile on their way through. */
+export class PcapTap implements ClosableNetBackend {
+  readonly file: PcapFile;
+  readonly inner: ClosableNetBackend;
+  readonly #ownsFile: boolean;
+
+  /** `ownsFile`: closing the tap closes the file too (else the file outlives it). */
+  constructor(file: PcapFile, inner: ClosableNetBackend, ownsFile = false) {
+    this.file = file;
+    this.inner = inner;
+    this.#ownsFile = ownsFile;
+  }
+
+  /** Creates (or truncates) `path` and captures `inner`'s frames into it until the tap is closed. */
+  static open(path: string, inner: ClosableNetBackend): PcapTap {
+    return new PcapTap(PcapFile.open(path), inner, true);
+  }
+
+  send(frame: Uint8Array): void {
+    this.file.record(frame);
+    this.inner.send(frame);
+  }
+
+  onFrame(cb: (frame: Uint8Array) => void): void {
+    this.inner.onFrame((frame) => {
+      this.file.record(frame);
+      cb(frame);
+    });
+  }
+
+  describe(): string {
+    return `${this.inner.describe()}\n  capturing to ${this.file.path}: ${this.file.framesCaptured} frames`;
+  }
+
+  async close(): Promise<void> {
+    if (this.#ownsFile) this.file.close();
+    await this.inner.close();
   }
 }

@@ -15,7 +15,7 @@ import { BOOT_CS, BOOT_DS, BOOT_GDT_LIMIT, BOOT_GDT_PHYS_ADDR, writeBootGdt } fr
 import { writeBootParams } from "./boot_params.ts";
 import { checkFirmwareImage } from "./firmware_image.ts";
 import { checkKernelHeader, loadKernelImage } from "./kernel_image.ts";
-import { attachVirtioDevices } from "./virtio_devices.ts";
+import { attachVirtioDevices, LaunchBackends } from "./virtio_devices.ts";
 import { decompressBzImagePayload } from "./bzimage_payload.ts";
 import { PanicWatch } from "./panic_watch.ts";
 import { EBP, EBX, EDI, ESI, ST_GDT_BASE, ST_GDT_LIMIT } from "../x86/registers.ts";
@@ -124,22 +124,29 @@ export async function launch(opts: LaunchOptions): Promise<number> {
   checkKernelHeader(rawKernel, opts.boot.path);
   const kernelBytes = await kernelToLoad(opts, rawKernel);
   const style = await chooseBootStyle(opts, rawKernel, kernelBytes);
+  // Disks, links, captures and shared folders outlive guest reboots.
+  const backends = await LaunchBackends.open(opts);
   if (style.lguest) {
-    // TODO(#8): the lguest boot still makes its own terminal per boot (not yet a LaunchSession).
-    for (;;) {
-      const result = await bootLguest(
-        opts,
-        opts.boot.path,
-        opts.boot.cmdline,
-        kernelBytes,
-        initrd,
-        style.pae,
-      );
-      if (result.kind === "reboot" && !opts.noReboot) {
-        debug(`guest rebooted (${result.reason}): starting it again`);
-        continue;
+    try {
+      // TODO(#8): the lguest boot still makes its own terminal per boot (not yet a LaunchSession).
+      for (;;) {
+        const result = await bootLguest(
+          opts,
+          backends,
+          opts.boot.path,
+          opts.boot.cmdline,
+          kernelBytes,
+          initrd,
+          style.pae,
+        );
+        if (result.kind === "reboot" && !opts.noReboot) {
+          debug(`guest rebooted (${result.reason}): starting it again`);
+          continue;
+        }
+        return exitCodeFor(result);
       }
-      return exitCodeFor(result);
+    } finally {
+      await backends.close();
     }
   }
   const session = new LaunchSession();
@@ -147,7 +154,7 @@ export async function launch(opts: LaunchOptions): Promise<number> {
   session.start();
   try {
     for (;;) {
-      const boot = await bootLinux(opts, session, cmdline, kernelBytes, initrd);
+      const boot = await bootLinux(opts, session, backends, cmdline, kernelBytes, initrd);
       if (boot.result.kind === "reboot" && !opts.noReboot && session.signal === null) {
         debug(`guest rebooted (${boot.result.reason}): starting it again`);
         continue;
@@ -159,6 +166,7 @@ export async function launch(opts: LaunchOptions): Promise<number> {
     }
   } finally {
     session.finish();
+    await backends.close();
   }
 }
 
@@ -200,6 +208,7 @@ interface BootResult {
 async function bootLinux(
   opts: LaunchOptions,
   session: LaunchSession,
+  backends: LaunchBackends,
   cmdline: string,
   kernelBytes: Uint8Array,
   initrd: Uint8Array | undefined,
@@ -252,7 +261,7 @@ async function bootLinux(
     startTimeMs: opts.rtcBaseMs,
     onReset: () => machine.stop("reboot", "the guest reset the machine"),
   });
-  const devices = await attachVirtioDevices(machine, pc.pic, opts, {
+  const devices = await attachVirtioDevices(machine, pc.pic, opts, backends, {
     write: consoleOutput,
     onInput: (cb) => hvcInput = cb,
     size: () => terminal.size(),

@@ -14,7 +14,7 @@ import { decompressBzImagePayload } from "./bzimage_payload.ts";
 import { loadKernelImage } from "./kernel_image.ts";
 import type { LaunchOptions } from "./options.ts";
 import { PanicWatch } from "./panic_watch.ts";
-import { attachVirtioDevices } from "./virtio_devices.ts";
+import { attachVirtioDevices, type LaunchBackends } from "./virtio_devices.ts";
 
 /** How a kernel boots: as a PC, or as an lguest Guest with or without PAE page tables. */
 export interface BootStyleChoice {
@@ -59,6 +59,7 @@ export async function chooseBootStyle(
 /** Boots `kernelBytes` as an lguest Guest and runs it until it stops. */
 export async function bootLguest(
   opts: LaunchOptions,
+  backends: LaunchBackends,
   kernelPath: string,
   cmdline: string,
   kernelBytes: Uint8Array,
@@ -95,7 +96,7 @@ export async function bootLguest(
     onQuit: () => machine.stop("killed", "three Ctrl-C within a second"),
   });
   const panicWatch = new PanicWatch((reason) => machine.stop("panic", reason));
-  const devices = await attachVirtioDevices(machine, host.irqs, opts, {
+  const devices = await attachVirtioDevices(machine, host.irqs, opts, backends, {
     write: (bytes) => {
       terminal.write(bytes);
       panicWatch.write(bytes);

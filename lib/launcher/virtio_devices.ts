@@ -8,7 +8,7 @@ import { FileDisk } from "../backends/file_disk.ts";
 import { HostEntropy, SeededEntropy } from "../backends/entropy.ts";
 import { HostFs } from "../backends/host_fs.ts";
 import { P9Server } from "../backends/p9_server.ts";
-import { type ClosableNetBackend, PcapTap } from "../backends/pcap_tap.ts";
+import { type ClosableNetBackend, PcapFile, PcapTap } from "../backends/pcap_tap.ts";
 import { SocketNet } from "../backends/socket_net.ts";
 import { UserNet } from "../backends/user_net.ts";
 import type { Machine } from "../machine/machine.ts";
@@ -27,6 +27,78 @@ import type { LaunchOptions } from "./options.ts";
 
 /** ISA lines free on our PC for PCI INTx, in the order devices get them (shared beyond eight). */
 const PCI_IRQ_LINES = [5, 9, 10, 11, 3, 7, 14, 15];
+
+/** A disk as the launcher holds it: a block backend it closes at the end of the launch. */
+type OpenDisk = BlockBackend & { close(): Promise<void> };
+
+/** One --net's host side that lasts the launch: its socket link (none for a user network) and capture. */
+interface NetLink {
+  socket: SocketNet | null;
+  pcap: PcapFile | null;
+}
+
+/**
+ * The host side of the Devices for one launch: disks (with their copy-on-write layers and locks),
+ * socket links, pcap files and shared folders. Opened once and kept across guest reboots, as QEMU
+ * keeps its backends: a `,snapshot` disk's writes last until the launcher exits, an image stays locked,
+ * a capture covers every boot and a peer stays connected. A user network's router is made afresh
+ * for each boot (its leases and connections are the old guest's), so its hostfwd ports reopen.
+ */
+export class LaunchBackends {
+  readonly disks: OpenDisk[] = [];
+  readonly nets: NetLink[] = [];
+  readonly shares: HostFs[] = [];
+
+  private constructor() {}
+
+  /** Opens every backend `opts` names; a failure closes what was opened and throws a LaunchError. */
+  static async open(opts: LaunchOptions): Promise<LaunchBackends> {
+    const b = new LaunchBackends();
+    try {
+      for (const d of opts.blocks) {
+        const disk = d.snapshot || d.overlay !== undefined
+          ? await CowDisk.open(d.path, { overlayPath: d.overlay })
+          : await FileDisk.open(d.path, { readOnly: d.readOnly });
+        b.disks.push(disk);
+        if (disk instanceof FileDisk && disk.sizeWarning !== undefined) warn(`warning: ${disk.sizeWarning}`);
+      }
+      for (const o of opts.nets) {
+        const link: NetLink = { socket: null, pcap: null };
+        b.nets.push(link);
+        if (o.mode !== "user") link.socket = SocketNet.open({ mode: o.mode, hostname: o.host, port: o.port });
+        if (o.pcap !== undefined) link.pcap = PcapFile.open(o.pcap);
+      }
+      for (const sh of opts.shares) b.shares.push(await HostFs.open(sh.path, sh.readOnly));
+    } catch (e) {
+      await b.close();
+      if (e instanceof LaunchError) throw e;
+      throw new LaunchError(`Cannot set up devices: ${e instanceof Error ? e.message : String(e)}`);
+    }
+    return b;
+  }
+
+  /** Flushes and closes every backend (disks last written are made durable by their close). */
+  async close(): Promise<void> {
+    for (const link of this.nets) {
+      link.pcap?.close();
+      await link.socket?.close().catch(() => {});
+    }
+    for (const disk of this.disks) await disk.close().catch(() => {});
+  }
+}
+
+/** A socket link lent to one boot: closing it detaches the boot's device, the link stays open. */
+function lentLink(socket: SocketNet): ClosableNetBackend {
+  return {
+    send: (frame) => socket.send(frame),
+    onFrame: (cb) => socket.onFrame(cb),
+    describe: () => socket.describe(),
+    close: () => {
+      socket.onFrame(() => {}); // frames between boots are dropped, as a NIC in reset drops them
+      return Promise.resolve();
+    },
+  };
+}
 
 /** The host resources opened for the Devices, to close when the Guest stops. */
 export interface AttachedDevices {
@@ -63,6 +135,7 @@ export async function attachVirtioDevices(
   machine: Machine,
   irq: IrqSink,
   opts: LaunchOptions,
+  backends: LaunchBackends,
   console: ConsoleBackend,
 ): Promise<AttachedDevices> {
   const closers: (() => Promise<void>)[] = [];
@@ -92,39 +165,25 @@ export async function attachVirtioDevices(
   };
   try {
     plug(new ConsoleDevice(console), "virtio-console");
-    for (const [i, b] of opts.blocks.entries()) {
-      const disk = b.snapshot || b.overlay !== undefined
-        ? await CowDisk.open(b.path, { overlayPath: b.overlay })
-        : await FileDisk.open(b.path, { readOnly: b.readOnly });
-      closers.push(() => disk.close());
-      if (disk instanceof FileDisk && disk.sizeWarning !== undefined) warn(`warning: ${disk.sizeWarning}`);
+    for (const [i, disk] of backends.disks.entries()) {
       plug(new BlockDevice(opts.deterministic ? trackedDisk(disk, machine) : disk), `virtio-blk${i}`);
     }
     for (const [i, o] of opts.nets.entries()) {
-      let net: ClosableNetBackend = o.mode === "user"
-        ? await UserNet.open({
-          hostForwards: o.hostForwards,
-          restrict: o.restrict,
-          clock: machine.clock,
-          wake: () => machine.wake(),
-        })
-        : SocketNet.open({ mode: o.mode, hostname: o.host, port: o.port });
-      if (o.pcap !== undefined) {
-        try {
-          net = PcapTap.open(o.pcap, net);
-        } catch (e) {
-          await net.close();
-          throw e;
-        }
-      }
+      const link = backends.nets[i];
+      let net: ClosableNetBackend = link.socket !== null ? lentLink(link.socket) : await UserNet.open({
+        hostForwards: o.hostForwards,
+        restrict: o.restrict,
+        clock: machine.clock,
+        wake: () => machine.wake(),
+      });
+      if (link.pcap !== null) net = new PcapTap(link.pcap, net);
       const backend = net;
       closers.push(() => backend.close());
       describers.push(() => `virtio-net${i}: ${backend.describe()}`);
       plug(new NetDevice(backend, { mac: o.mac ?? defaultMac(o.mode, o.port) }), `virtio-net${i}`);
     }
     for (const [i, sh] of opts.shares.entries()) {
-      const fs = await HostFs.open(sh.path, sh.readOnly);
-      const server = new P9Server(fs);
+      const server = new P9Server(backends.shares[i]);
       closers.push(() => Promise.resolve(server.reset()));
       plug(new P9Device(server, sh.tag), `virtio-9p${i}`);
     }

@@ -1,6 +1,6 @@
 /** Tests for PcapTap: both directions of a backend land in a pcap file a reader accepts, in order. */
 import { assert, assertEquals } from "../assert.ts";
-import { PcapTap } from "../../lib/backends/pcap_tap.ts";
+import { PcapFile, PcapTap } from "../../lib/backends/pcap_tap.ts";
 import { LaunchError } from "../../lib/support/errors.ts";
 import { readPcap } from "../net/pcap_reader.ts";
 
@@ -61,4 +61,23 @@ Deno.test("PcapTap refuses a file it cannot create with a LaunchError naming it"
     err = e;
   }
   assert(err instanceof LaunchError && err.message.includes('"/nonexistent-dir/x.pcap"'), String(err));
+});
+
+Deno.test("one PcapFile outlives the taps of successive boots: one capture holds every boot's frames", async () => {
+  const path = await Deno.makeTempFile({ suffix: ".pcap" });
+  try {
+    const file = PcapFile.open(path);
+    for (let boot = 0; boot < 3; boot++) {
+      const inner = new LoopBackend();
+      const tap = new PcapTap(file, inner);
+      tap.send(new Uint8Array(60).fill(boot));
+      await tap.close(); // the boot ends: its backend closes, the file stays open
+      assert(inner.closed);
+    }
+    file.close();
+    const pcap = readPcap(await Deno.readFile(path));
+    assertEquals(pcap.records.map((r) => r.data[0]), [0, 1, 2]);
+  } finally {
+    await Deno.remove(path);
+  }
 });

@@ -16,13 +16,25 @@ const BOOT_TIMEOUT_MS = 600_000;
 const FAST_ARGS = ["console=ttyS0", "cryptomgr.notests=1", "noisapnp"];
 
 Deno.test({
-  name: "launcher restarts the Guest on reboot and reboot -f in a row, survives SIGUSR2, exits 0 on poweroff",
+  name:
+    "launcher restarts the Guest on reboot and reboot -f in a row, survives SIGUSR2, exits 0 on poweroff; a snapshot disk's writes last the launch",
   ignore,
   sanitizeResources: false,
   async fn() {
     const g = guest!;
+    const dir = await Deno.makeTempDir({ prefix: "lguest-lifecycle-" });
+    const disk = `${dir}/snap.img`;
+    const base = new Uint8Array(1 << 20).fill(0x5A);
+    await Deno.writeFile(disk, base);
     await withGuest(
-      [`--initrd=${g.initrd}`, "256", g.vmlinux ?? g.kernel, ...FAST_ARGS, "quiet"],
+      [
+        `--initrd=${g.initrd}`,
+        `--block=${disk},snapshot`,
+        "256",
+        g.vmlinux ?? g.kernel,
+        ...FAST_ARGS,
+        "quiet",
+      ],
       async (vm) => {
         const prompt = async (n: number) => {
           for (let at = 0, i = 0; i < n; i++) {
@@ -37,6 +49,11 @@ Deno.test({
           }
         };
         await prompt(1);
+        // As QEMU's -snapshot: the temporary layer lasts until the launcher exits, across reboots.
+        const wrote = await vm.run(
+          "echo snapshot-marker-kept | dd of=/dev/vda bs=512 seek=9 conv=fsync 2>/dev/null; echo dd=$?",
+        );
+        assert(wrote.includes("dd=0"), wrote);
         vm.child.kill("SIGUSR2");
         assertEquals((await vm.run("echo alive-$((6*7))")).trim(), "alive-42");
         assert(vm.stderr.includes("machine state:"), vm.stderr);
@@ -47,6 +64,8 @@ Deno.test({
         await ready(3);
         await vm.waitFor(/\/ # /, BOOT_TIMEOUT_MS, vm.output.lastIndexOf("LGUEST-TS-READY"));
         assertEquals((await vm.run("echo third-boot")).trim(), "third-boot");
+        const kept = await vm.run("dd if=/dev/vda bs=512 skip=9 count=1 2>/dev/null | head -c 21");
+        assert(kept.includes("snapshot-marker-kept"), `the snapshot layer lost its write at reboot: ${kept}`);
         await vm.type("poweroff\n");
         const code = await vm.exit(BOOT_TIMEOUT_MS);
         assertEquals(code, 0, vm.stderr);
@@ -54,6 +73,8 @@ Deno.test({
         assertEquals(vm.output.match(/LGUEST-TS-READY/g)?.length, 3);
       },
     );
+    assertEquals(await Deno.readFile(disk), base, "the snapshot disk's file is unchanged");
+    await Deno.remove(dir, { recursive: true });
   },
 });
 
