@@ -20,6 +20,36 @@ const EMAX_FIELD = [0x7FFF, 0x7FF, 0xFF];
 /** The exponent bias adjustment for unmasked overflow/underflow into a register (SDM §8.5.3, 8.5.4). */
 const WRAP = 24576;
 
+/** `shiftRight96`'s result: [w0, w1, w2, sticky (non-zero when a set bit fell off)]. */
+const shifted = new Uint32Array(4);
+
+/** Shifts the 96-bit w2:w1:w0 right by `s` >= 0 bits into `shifted`, what falls off kept as sticky. */
+function shiftRight96(w2: number, w1: number, w0: number, s: number): void {
+  let sticky = 0;
+  if (s >= 96) {
+    sticky = w2 | w1 | w0;
+    w2 = w1 = w0 = 0;
+  } else {
+    while (s >= 32) {
+      sticky |= w0;
+      w0 = w1;
+      w1 = w2;
+      w2 = 0;
+      s -= 32;
+    }
+    if (s > 0) {
+      sticky |= w0 << (32 - s);
+      w0 = ((w0 >>> s) | (w1 << (32 - s))) >>> 0;
+      w1 = ((w1 >>> s) | (w2 << (32 - s))) >>> 0;
+      w2 = w2 >>> s;
+    }
+  }
+  shifted[0] = w0;
+  shifted[1] = w1;
+  shifted[2] = w2;
+  shifted[3] = sticky === 0 ? 0 : 1;
+}
+
 /**
  * Rounds the exact value 1.w2w1w0... * 2^exp (w2 bit 31 set; `sticky` non-zero when bits below w0
  * were lost) to `prec` bits (64, 53, 24) in mode `rc` for `fmt`, with tininess judged before
@@ -59,26 +89,12 @@ export function roundPack(
     } else {
       tiny = true;
       // Denormalise: shift right by 1 - e, keeping what falls off as sticky.
-      let s = 1 - e;
+      shiftRight96(w2, w1, w0, 1 - e);
       e = 0;
-      if (s >= 96) {
-        sticky |= w2 | w1 | w0;
-        w2 = w1 = w0 = 0;
-      } else {
-        while (s >= 32) {
-          sticky |= w0;
-          w0 = w1;
-          w1 = w2;
-          w2 = 0;
-          s -= 32;
-        }
-        if (s > 0) {
-          sticky |= w0 << (32 - s);
-          w0 = ((w0 >>> s) | (w1 << (32 - s))) >>> 0;
-          w1 = ((w1 >>> s) | (w2 << (32 - s))) >>> 0;
-          w2 = w2 >>> s;
-        }
-      }
+      w0 = shifted[0];
+      w1 = shifted[1];
+      w2 = shifted[2];
+      sticky |= shifted[3];
     }
   }
   let hi = w2 >>> 0, lo = w1 >>> 0;
@@ -231,26 +247,9 @@ export function addExt(
     aLo = bLo;
     bLo = t;
   }
-  let b2 = bHi, b1 = bLo, b0 = 0, sticky = 0;
-  let d = aExp - bExp;
-  if (d >= 96) {
-    sticky = 1;
-    b2 = b1 = 0;
-  } else {
-    while (d >= 32) {
-      sticky |= b0;
-      b0 = b1;
-      b1 = b2;
-      b2 = 0;
-      d -= 32;
-    }
-    if (d > 0) {
-      sticky |= b0 << (32 - d);
-      b0 = ((b0 >>> d) | (b1 << (32 - d))) >>> 0;
-      b1 = ((b1 >>> d) | (b2 << (32 - d))) >>> 0;
-      b2 = b2 >>> d;
-    }
-  }
+  shiftRight96(bHi, bLo, 0, aExp - bExp);
+  let b0 = shifted[0];
+  const b1 = shifted[1], b2 = shifted[2], sticky = shifted[3];
   if (sticky !== 0) b0 = (b0 | 1) >>> 0; // jam: the rounding position is 32 bits above
   let w2: number, w1: number, w0: number, e = aExp;
   if (aSign === bSign) {
