@@ -21,6 +21,7 @@ import { PanicWatch } from "./panic_watch.ts";
 import { EBP, EBX, EDI, ESI, ST_GDT_BASE, ST_GDT_LIMIT } from "../x86/registers.ts";
 import type { LaunchOptions } from "./options.ts";
 import { bootLguest, chooseBootStyle } from "./lguest_launch.ts";
+import { startTrace } from "./start_trace.ts";
 
 /** Exit codes, documented in the README and `--help` (2, a launch error, is main.ts's). */
 export const EXIT_POWEROFF = 0;
@@ -287,9 +288,11 @@ async function bootLinux(
   session.machine = machine;
   if (session.signal !== null) machine.stop("signal", `${session.signal} to the launcher`);
   const started = performance.now();
+  const trace = startTrace(machine, opts);
   try {
     return { result: await machine.run(), exitStatus: pc.debugPorts.exitStatus };
   } finally {
+    trace?.close();
     session.machine = null;
     session.input = () => {};
     session.describe = () => "between boots";
@@ -352,11 +355,13 @@ async function launchFirmware(opts: LaunchOptions, path: string): Promise<number
       image.highPhysAddr.toString(16)
     }`,
   );
+  const trace = startTrace(machine, opts);
   session.start();
   let result: RunResult;
   try {
     result = await machine.run();
   } finally {
+    trace?.close();
     session.machine = null;
     session.finish();
   }

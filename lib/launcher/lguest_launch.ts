@@ -14,6 +14,7 @@ import { decompressBzImagePayload } from "./bzimage_payload.ts";
 import { loadKernelImage } from "./kernel_image.ts";
 import type { LaunchOptions } from "./options.ts";
 import { PanicWatch } from "./panic_watch.ts";
+import { startTrace } from "./start_trace.ts";
 import { attachVirtioDevices, type LaunchBackends } from "./virtio_devices.ts";
 
 /** How a kernel boots: as a PC, or as an lguest Guest with or without PAE page tables. */
@@ -108,11 +109,13 @@ export async function bootLguest(
   const dumpState = () => warn(`machine state:\n${machine.describe()}\n${host.describe()}`);
   const dumpSignal = Deno.build.os === "windows" ? null : "SIGUSR2";
   if (dumpSignal) Deno.addSignalListener(dumpSignal, dumpState);
+  const trace = startTrace(machine, opts);
   try {
     const result = await machine.run();
     if (result.kind === "poweroff") debug(result.reason);
     return result;
   } finally {
+    trace?.close();
     if (dumpSignal) Deno.removeSignalListener(dumpSignal, dumpState);
     terminal.flush();
     terminal.restore();

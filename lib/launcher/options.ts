@@ -77,6 +77,8 @@ export interface LaunchOptions {
   guestDecompress: boolean;
   /** `--lguest` / `--pc`: boot the kernel that way whatever it looks like (default: detect). */
   bootAs?: "lguest" | "pc";
+  /** `--trace=FILE`: write one line per executed instruction there. */
+  tracePath?: string;
   /** Non-fatal remarks about the command line; main.ts prints them before launching. */
   warnings: string[];
   /** The arguments as given, so a Guest reboot can start over with the same ones. */
@@ -163,6 +165,8 @@ Running:
                            it lacks lguest's entry (by default a kernel with it boots that way)
   --pc                     boot the kernel as on a PC even if it has lguest's entry
   --verbose                log what the Launcher and devices do to stderr (and how the kernel boots)
+  --trace=FILE             write every instruction (CS:EIP, disassembly, registers before it) to
+                           FILE, for bug reports; very slow (one instruction per CPU slice)
 
 Information:
   -h, --help               show this help
@@ -209,7 +213,7 @@ const FLAGS = new Set([
   "--snapshot",
   "--no-jit",
 ]);
-const VALUED = new Set(["--block", "--initrd", "--net", "--firmware", "--share", "--rtc-base"]);
+const VALUED = new Set(["--block", "--initrd", "--net", "--firmware", "--share", "--rtc-base", "--trace"]);
 const VALUE_HINT: Record<string, string> = {
   "--block": "--block=FILE[,ro]",
   "--initrd": "--initrd=FILE",
@@ -217,6 +221,7 @@ const VALUE_HINT: Record<string, string> = {
   "--firmware": "--firmware=FILE",
   "--share": "--share=HOSTDIR[,tag=NAME][,ro]",
   "--rtc-base": "--rtc-base=YYYY-MM-DD[THH:MM:SS]",
+  "--trace": "--trace=FILE",
 };
 /** lguest options we recognise but refuse, with their value or without, and why. */
 const UNSUPPORTED: Record<string, string> = {
@@ -348,6 +353,10 @@ export function parseCommandLine(
         break;
       case "--rtc-base":
         opts.rtcBaseMs = parseRtcBase(value);
+        break;
+      case "--trace":
+        if (opts.tracePath !== undefined) throw new LaunchError(`Option "--trace" given twice`);
+        opts.tracePath = value;
         break;
     }
   }

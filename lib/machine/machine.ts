@@ -9,6 +9,7 @@ import type { StopKind } from "../support/errors.ts";
 import { debug } from "../support/log.ts";
 import { sleep, yieldNow } from "../support/yield_now.ts";
 import { Cpu } from "../x86/cpu.ts";
+import { instructionsAtEip, traceLine } from "../x86/instruction_view.ts";
 import { MmioBus, PortBus } from "./bus.ts";
 import { type ClockMode, VirtualClock } from "./clock.ts";
 import { GuestMemory } from "./guest_memory.ts";
@@ -71,6 +72,11 @@ export class Machine {
    * reaches the guest does not depend on how fast the host disk was.
    */
   readonly #hostIo = new Set<Promise<unknown>>();
+  /**
+   * `--trace`: given one line per instruction (see instruction_view.ts traceLine) before it runs;
+   * the CPU then runs one instruction per execute() call (slow, for bug reports).
+   */
+  trace: ((line: string) => void) | null = null;
 
   constructor(options: MachineOptions) {
     this.mem = new GuestMemory(options.memBytes);
@@ -111,6 +117,7 @@ export class Machine {
       }`,
       this.clock.describe(),
       this.cpu.jit.describe(),
+      instructionsAtEip(cpu, 5),
     ].join("\n");
   }
 
@@ -133,7 +140,7 @@ export class Machine {
         budget = Math.max(MIN_HOST_SLICE, Math.min(SLICE, Math.ceil(ns / this.#hostNsPerInstruction)));
       }
       const started = deterministic ? 0 : performance.now();
-      const retired = cpu.execute(budget);
+      const retired = this.trace === null ? cpu.execute(budget) : this.#executeTraced(budget);
       if (!deterministic && retired >= MIN_HOST_SLICE) {
         // Floored: a coarse host timer can measure a short slice as taking no time at all.
         const sample = Math.max(((performance.now() - started) * 1e6) / retired, 0.5);
@@ -164,6 +171,19 @@ export class Machine {
       }
     }
     return this.#stop ?? { kind: "error", reason: "stopped" };
+  }
+
+  /** Runs up to `budget` instructions one at a time, each announced to `trace` first. */
+  #executeTraced(budget: number): number {
+    const cpu = this.cpu, trace = this.trace!;
+    let retired = 0;
+    while (retired < budget) {
+      trace(traceLine(cpu));
+      const n = cpu.execute(1);
+      retired += n;
+      if (n === 0 || cpu.halted || cpu.stopReason !== "") break;
+    }
+    return retired;
   }
 
   /** The CPU is halted: wait for the next timer or host event, or end a guest that can never wake. */

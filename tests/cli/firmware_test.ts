@@ -201,3 +201,61 @@ Deno.test({
     }
   },
 });
+
+const SPIN_ROM = `
+bits 16
+org 0
+start:
+  mov al, 'r'
+  out 0xE9, al
+  mov al, 10
+  out 0xE9, al
+.spin:
+  inc cx
+  jmp .spin
+times 0xFFF0 - ($ - $$) db 0
+  jmp 0xF000:start
+times 0x10000 - ($ - $$) db 0
+`;
+
+Deno.test({
+  name: "main --trace writes each instruction with its disassembly; kill -USR2 shows the code at EIP",
+  ignore: nasmUnavailableReason() !== null || Deno.build.os === "windows",
+  async fn() {
+    const { bytes } = assemble(SPIN_ROM);
+    const dir = await Deno.makeTempDir();
+    try {
+      const rom = `${dir}/rom.bin`, tracePath = `${dir}/trace.txt`;
+      await Deno.writeFile(rom, bytes);
+      const child = new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", MAIN, `--firmware=${rom}`, `--trace=${tracePath}`, "--verbose", "16"],
+        stdin: "null",
+        stdout: "null",
+        stderr: "piped",
+      }).spawn();
+      const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+      let stderr = "";
+      let signalled = false;
+      while (!stderr.includes("=> f000:")) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        stderr += value;
+        if (!signalled && stderr.includes("debugcon: r")) {
+          child.kill("SIGUSR2");
+          signalled = true;
+        }
+      }
+      child.kill("SIGTERM");
+      await reader.cancel();
+      await child.status;
+      assert(/=> f000:0000000[0-9a-f] {2}[0-9a-f ]+ +(inc cx|jmp 0x[0-9a-f]+)/.test(stderr), stderr);
+      const trace = await Deno.readTextFile(tracePath);
+      const lines = trace.split("\n");
+      assert(/^0 f000:0000fff0 jmp 0xf000:0x0 +eax=00000000 /.test(lines[0]), lines[0]);
+      assert(lines[1].startsWith("1 f000:00000000 mov al, 0x72"), lines[1]);
+      assert(lines.some((l) => l.includes(" out 0xe9, al ")), "the OUT is traced");
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});

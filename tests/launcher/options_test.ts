@@ -292,6 +292,7 @@ Deno.test("USAGE groups the options like a manual page and mentions every option
       "--lguest",
       "--pc",
       "--verbose",
+      "--trace=FILE",
       "--help",
       "--version",
     ]
@@ -326,6 +327,12 @@ Deno.test("parseCommandLine takes --rtc-base (a UTC date, optionally with a time
   for (const bad of ["2023-02-29", "yesterday", "2024-13-01", "2024-01-01T25:00", "1969-12-31"]) {
     assert(parseError(`--rtc-base=${bad}`, "64", "vmlinux").includes("--rtc-base"), bad);
   }
+});
+
+Deno.test("parseCommandLine takes --trace=FILE once (issue #11)", () => {
+  assertEquals(parse("--trace=t.txt", "64", "vmlinux").tracePath, "t.txt");
+  assertEquals(parse("64", "vmlinux").tracePath, undefined);
+  assertEquals(parseError("--trace=a", "--trace=b", "64", "k"), 'Option "--trace" given twice');
 });
 
 Deno.test("parseBlock reads snapshot and overlay=FILE, and refuses combinations that cannot mean anything", () => {

@@ -5,7 +5,7 @@
  */
 import { assert, assertEquals } from "../../assert.ts";
 import { generateCases, planForms } from "./case_generator.ts";
-import { disassembleAll } from "./mini_disassembler.ts";
+import { disassembleAll } from "../../../lib/x86/disassembler.ts";
 
 Deno.test("generateCases covers every user-level form and its bytes decode back to that form", () => {
   const { cases } = generateCases({ seed: 7, count: 20_000, lowRegion: true });

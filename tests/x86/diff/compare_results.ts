@@ -12,7 +12,7 @@ import {
   type Region,
   STOP_HLT,
 } from "./diff_case.ts";
-import { disassembleAll } from "./mini_disassembler.ts";
+import { disassembleAll } from "../../../lib/x86/disassembler.ts";
 
 const REG_NAMES = ["eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi"];
 const FLAG_NAMES: [number, string][] = [[OF, "OF"], [DF, "DF"], [SF, "SF"], [ZF, "ZF"], [0x10, "AF"], [

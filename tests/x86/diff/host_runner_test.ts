@@ -7,7 +7,7 @@ import { assert, assertEquals } from "../../assert.ts";
 import { generateCases } from "./case_generator.ts";
 import { COMPARED_FLAGS, type DiffCase, STOP_HLT } from "./diff_case.ts";
 import { HostRunner } from "./host_runner.ts";
-import { disassemble } from "./mini_disassembler.ts";
+import { disassemble } from "../../../lib/x86/disassembler.ts";
 
 const unavailable = HostRunner.unavailableReason();
 if (unavailable !== null) console.warn(`host_runner_test ignored: ${unavailable}`);

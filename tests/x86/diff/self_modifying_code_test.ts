@@ -8,7 +8,7 @@ import { compareResults, initialBytes } from "./compare_results.ts";
 import { CpuRunner } from "./cpu_runner.ts";
 import { DATA_REGION, type DiffCase, ENTRY_EIP, makeBackground } from "./diff_case.ts";
 import { HostRunner } from "./host_runner.ts";
-import { disassemble } from "./mini_disassembler.ts";
+import { disassemble } from "../../../lib/x86/disassembler.ts";
 
 const unavailable = HostRunner.unavailableReason();
 

@@ -1,9 +1,11 @@
 /**
- * A small table-driven disassembler for mismatch reports: decodes one instruction with the same
- * OPCODE_FORMS and DECODE_ATTRS the CPU's decoder reads, independently of the generator, so a
- * report shows what the bytes mean rather than what the generator intended. Intel syntax, lower case.
+ * A small table-driven disassembler (Intel syntax, lower case): decodes one instruction with the
+ * same OPCODE_FORMS and DECODE_ATTRS the CPU's decoder reads. Used by the `kill -USR2` state dump,
+ * `--trace`, and the differential tests' mismatch reports (independently of their generator, so a
+ * report shows what the bytes mean). x87 escapes (D8-DF, decoded by the FPU, not in the table) are
+ * shown as `esc` with their ModRM operand; anything else the table lacks as `(bad)`.
  */
-import { DECODE_ATTRS, HAS_MODRM, OPCODE_FORMS, type OpcodeForm } from "../../../lib/x86/opcode_table.ts";
+import { DECODE_ATTRS, HAS_MODRM, OPCODE_FORMS, type OpcodeForm } from "./opcode_table.ts";
 
 /** One decoded instruction: the form the bytes select (null if none) and its text. */
 export interface Decoded {
@@ -45,14 +47,18 @@ function signedHex(v: number): string {
   return v < 0 ? "-" + hex(-v) : "+" + hex(v);
 }
 
-/** Decodes the instruction at the start of `code`, which sits at linear address `eip`. */
-export function disassemble(code: Uint8Array, eip: number): Decoded {
+/**
+ * Decodes the instruction at the start of `code`, which sits at offset `eip` in its code segment;
+ * `code32` is the segment's default size (CS.D).
+ */
+export function disassemble(code: Uint8Array, eip: number, code32 = true): Decoded {
   let p = 0;
-  let opsize = 32, addrsize = 32, seg = "", rep = "", lock = false;
+  const def = code32 ? 32 : 16;
+  let opsize = def, addrsize = def, seg = "", rep = "", lock = false;
   for (; p < code.length; p++) {
     const b = code[p];
-    if (b === 0x66) opsize = 16;
-    else if (b === 0x67) addrsize = 16;
+    if (b === 0x66) opsize = 48 - def;
+    else if (b === 0x67) addrsize = 48 - def;
     else if (b === 0xF0) lock = true;
     else if (b === 0xF2) rep = "repne ";
     else if (b === 0xF3) rep = "rep ";
@@ -62,13 +68,14 @@ export function disassemble(code: Uint8Array, eip: number): Decoded {
   let opcode = code[p++];
   if (opcode === 0x0F) opcode = 0x100 + code[p++];
   const candidates = FORMS.get(opcode) ?? [];
-  const hasModrm = (DECODE_ATTRS[opcode] & HAS_MODRM) !== 0;
+  const x87 = opcode >= 0xD8 && opcode <= 0xDF;
+  const hasModrm = x87 || (DECODE_ATTRS[opcode] & HAS_MODRM) !== 0;
   const modrm = hasModrm ? code[p++] : 0;
   const mod = modrm >> 6, regField = (modrm >> 3) & 7, rm = modrm & 7;
   // An exact row wins over a Z row's expansion landing on the same opcode.
   const fits = candidates.filter((f) => f.ext < 0 || f.ext === regField);
   const form = fits.find((f) => !f.operands.some((o) => o[0] === "Z")) ?? fits[0] ?? null;
-  if (form === null) return { form: null, length: p, text: `(bad) ${hex(opcode)}` };
+  if (form === null && !x87) return { form: null, length: p, text: `(bad) ${hex(opcode)}` };
 
   // Memory operand text, read before the immediates that follow it.
   let memExpr = "";
@@ -106,6 +113,10 @@ export function disassemble(code: Uint8Array, eip: number): Decoded {
     let e = parts.join("+");
     if (disp !== 0 || e === "") e = e === "" ? hex(disp) : e + signedHex(disp);
     memExpr = `${seg === "" ? "" : seg + ":"}[${e}]`;
+  }
+  if (form === null) {
+    const operand = mod === 3 ? `st${rm}` : memExpr;
+    return { form: null, length: p, text: `esc ${hex(opcode)}/${regField}, ${operand}` };
   }
 
   const regName = (r: number, bits: number) => bits === 8 ? REG8[r] : bits === 16 ? REG16[r] : REG32[r];
@@ -145,10 +156,20 @@ export function disassemble(code: Uint8Array, eip: number): Decoded {
       const a = imm(addrsize / 8, false);
       out.push(`${ptr(sizeOf(op))}${seg === "" ? "" : seg + ":"}[${hex(a)}]`);
     } else if (op === "eAX") out.push(opsize === 16 ? "ax" : "eax");
+    else if (op === "Ap") {
+      const off = imm(opsize / 8, false);
+      out.push(`${hex(imm(2, false))}:${hex(off)}`);
+    } else if (op === "Sw") out.push(["es", "cs", "ss", "ds", "fs", "gs", "?", "?"][regField]);
+    else if (op === "Cd") out.push(`cr${regField}`);
+    else if (op === "Dd") out.push(`dr${regField}`);
+    else if (op === "Rd") out.push(REG32[rm]);
     else if (op === "Xv") continue;
     else out.push(op.toLowerCase());
   }
   let mn = form.mnemonic.toLowerCase();
+  if (mn === "jmpf" || mn === "callf") {
+    mn = form.operands[0] === "Ap" ? mn.slice(0, -1) : mn.slice(0, -1) + " far";
+  }
   if (form.operands.includes("Xv")) mn += opsize === 16 ? "w" : "d";
   if (opsize === 16 && ["pusha", "popa", "pushf", "popf"].includes(mn)) mn += "w";
   if (opsize === 16 && mn === "cbw") mn = "cbw";
@@ -160,12 +181,12 @@ export function disassemble(code: Uint8Array, eip: number): Decoded {
 }
 
 /** Decodes every instruction in `code` (at most 15 bytes past its end for the last one). */
-export function disassembleAll(code: Uint8Array, eip: number): Decoded[] {
+export function disassembleAll(code: Uint8Array, eip: number, code32 = true): Decoded[] {
   const out: Decoded[] = [];
   for (let p = 0; p < code.length;) {
-    const d = disassemble(code.subarray(p), eip + p);
+    const d = disassemble(code.subarray(p), eip + p, code32);
     out.push(d);
-    if (d.form === null) break;
+    if (d.form === null && d.text.startsWith("(bad)")) break;
     p += d.length;
   }
   return out;
