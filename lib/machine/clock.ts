@@ -1,8 +1,14 @@
 /**
  * The one virtual clock behind the PIT, RTC, TSC (and lguest's clock events), so the kernel's
- * calibrations agree with each other. In "host" mode virtual time follows the host's monotonic
- * clock; in "deterministic" mode it is a pure function of instructions retired, so a boot is
- * reproducible run after run. Devices arm `Timer`s; the machine's run loop fires the due ones.
+ * calibrations agree with each other. In "deterministic" mode it is a pure function of instructions
+ * retired, so a boot is reproducible run after run. In "host" mode it follows the host's monotonic
+ * clock, but while the CPU runs it advances with the instructions it retires, at a rate the machine
+ * steers at every slice boundary so that it converges on host time (like NTP's slewing) instead of
+ * jumping: the host pauses the interpreter (garbage collection, compilation, a busy machine) at any
+ * moment, and a guest polling the PIT with interrupts off must never see a pause between two of its
+ * instructions that real hardware cannot have (Linux's quick_pit_calibrate gives up when it misses
+ * one 256-tick MSB step of the PIT). While the CPU halts, time catches up with the host at once.
+ * Devices arm `Timer`s; the machine's run loop fires the due ones.
  */
 
 export type ClockMode = "host" | "deterministic";
@@ -20,30 +26,93 @@ export class Timer {
   }
 }
 
+/** Host mode: a lag behind host time beyond this is dropped (a jump) rather than slewed away. */
+const MAX_SLEW_LAG_NS = 1e9;
+/** Host mode: a lag of this much doubles the rate for the next slice (and half of it: x1.5). */
+const SLEW_SCALE_NS = 20e6;
+/**
+ * Host mode: bounds on virtual ns per instruction. The upper one keeps a polling loop's iterations
+ * a few microseconds apart however slow the host (a slice that contained a host stall would
+ * otherwise set a rate of microseconds per instruction); a host slower than that lets virtual
+ * time fall behind, which the MAX_SLEW_LAG_NS rule bounds.
+ */
+const MIN_RATE_NS = 0.5;
+const MAX_RATE_NS = 200;
+
 export class VirtualClock {
   readonly mode: ClockMode;
   /** In deterministic mode: virtual nanoseconds per retired instruction. */
   readonly nsPerInstruction: number;
   #timers: Timer[] = [];
   #instructions: () => number = () => 0;
-  #hostStart = performance.now();
-  /** Virtual time frozen while the machine is paused (host mode), added back on resume. */
+  /** The host's monotonic clock in ms (injectable so tests can stall it). */
+  readonly #hostMs: () => number;
+  #hostStart: number;
+  /** Deterministic mode: idle time skipped, added to the instruction-derived time. */
   #offsetNs = 0;
+  /** Host mode: virtual time = anchorNs + (instructions - anchorInstructions) * rate. */
+  #anchorNs = 0;
+  #anchorInstructions = 0;
+  #rateNsPerInstruction = 20;
 
-  constructor(mode: ClockMode = "host", nsPerInstruction = 10) {
+  constructor(
+    mode: ClockMode = "host",
+    nsPerInstruction = 10,
+    hostMs: () => number = () => performance.now(),
+  ) {
     this.mode = mode;
     this.nsPerInstruction = nsPerInstruction;
+    this.#hostMs = hostMs;
+    this.#hostStart = hostMs();
   }
 
   /** Connects the instruction counter (the CPU's retired-instruction count). */
   setInstructionCounter(fn: () => number): void {
     this.#instructions = fn;
+    this.#anchorInstructions = fn();
   }
 
   /** Current virtual time in nanoseconds since machine start. */
   nowNs(): number {
     if (this.mode === "deterministic") return this.#instructions() * this.nsPerInstruction + this.#offsetNs;
-    return (performance.now() - this.#hostStart) * 1e6 + this.#offsetNs;
+    return this.#anchorNs + (this.#instructions() - this.#anchorInstructions) * this.#rateNsPerInstruction;
+  }
+
+  /** Host mode: virtual ns per instruction in the current slice (see steer). */
+  get rateNsPerInstruction(): number {
+    return this.#rateNsPerInstruction;
+  }
+
+  /** Host time in ns since machine start. */
+  hostNs(): number {
+    return (this.#hostMs() - this.#hostStart) * 1e6;
+  }
+
+  /**
+   * Host mode, between CPU slices: re-anchors virtual time where it is and picks the rate for the
+   * next slice from the host's measured ns per instruction, faster while virtual time lags the host
+   * and slower while it leads, so it converges without a jump. A lag beyond MAX_SLEW_LAG_NS (the
+   * host was suspended) is dropped at once.
+   */
+  steer(hostNsPerInstruction: number): void {
+    if (this.mode !== "host") return;
+    let now = this.nowNs();
+    const lag = this.hostNs() - now;
+    if (lag > MAX_SLEW_LAG_NS) now += lag;
+    this.#anchorNs = now;
+    this.#anchorInstructions = this.#instructions();
+    const slew = Math.max(-0.5, Math.min(1, lag / SLEW_SCALE_NS));
+    this.#rateNsPerInstruction = Math.max(
+      MIN_RATE_NS,
+      Math.min(MAX_RATE_NS, hostNsPerInstruction * (1 + slew)),
+    );
+  }
+
+  /** Host mode, while the CPU halts: virtual time moves up to host time (never backwards). */
+  catchUp(): void {
+    if (this.mode !== "host") return;
+    this.#anchorNs = Math.max(this.nowNs(), this.hostNs());
+    this.#anchorInstructions = this.#instructions();
   }
 
   /**

@@ -27,6 +27,8 @@ export interface MachineOptions {
   idleInHostTime?: boolean;
   /** Translate hot guest code (default true; --no-jit turns it off). */
   jit?: boolean;
+  /** Host mode: the host's monotonic clock in ms (default performance.now; tests stall it). */
+  hostMs?: () => number;
 }
 
 /** How a run ended. */
@@ -80,7 +82,7 @@ export class Machine {
 
   constructor(options: MachineOptions) {
     this.mem = new GuestMemory(options.memBytes);
-    this.clock = new VirtualClock(options.clock ?? "host", options.nsPerInstruction ?? 10);
+    this.clock = new VirtualClock(options.clock ?? "host", options.nsPerInstruction ?? 10, options.hostMs);
     this.cpu = new Cpu(this.mem, this.ports, this.mmio, { fpu: true, jit: options.jit ?? true });
     this.idleInHostTime = options.idleInHostTime ?? false;
     this.clock.setInstructionCounter(() => this.cpu.instructionsRetired());
@@ -136,14 +138,15 @@ export class Machine {
           budget = Math.max(1, Math.min(SLICE, left));
         }
       } else {
+        clock.steer(this.#hostNsPerInstruction);
         const ns = Math.min(HOST_SLICE_NS, deadline - clock.nowNs());
-        budget = Math.max(MIN_HOST_SLICE, Math.min(SLICE, Math.ceil(ns / this.#hostNsPerInstruction)));
+        budget = Math.max(MIN_HOST_SLICE, Math.min(SLICE, Math.ceil(ns / clock.rateNsPerInstruction)));
       }
-      const started = deterministic ? 0 : performance.now();
+      const started = deterministic ? 0 : clock.hostNs();
       const retired = this.trace === null ? cpu.execute(budget) : this.#executeTraced(budget);
       if (!deterministic && retired >= MIN_HOST_SLICE) {
         // Floored: a coarse host timer can measure a short slice as taking no time at all.
-        const sample = Math.max(((performance.now() - started) * 1e6) / retired, 0.5);
+        const sample = Math.max((clock.hostNs() - started) / retired, 0.5);
         this.#hostNsPerInstruction += (sample - this.#hostNsPerInstruction) * 0.25;
       }
       // A device's completion continues it (the next request of a ring): wait until none is left.
@@ -213,8 +216,10 @@ export class Machine {
       }
       return;
     }
+    clock.catchUp();
     const ms = deadline === Infinity ? Infinity : (deadline - clock.nowNs()) / 1e6;
     if (ms > 0) await this.#waitForHost(ms);
+    clock.catchUp();
     clock.runDue();
   }
 
