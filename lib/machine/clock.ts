@@ -7,7 +7,9 @@
  * jumping: the host pauses the interpreter (garbage collection, compilation, a busy machine) at any
  * moment, and a guest polling the PIT with interrupts off must never see a pause between two of its
  * instructions that real hardware cannot have (Linux's quick_pit_calibrate gives up when it misses
- * one 256-tick MSB step of the PIT). While the CPU halts, time catches up with the host at once.
+ * one 256-tick MSB step of the PIT). While the CPU halts, time catches up with the host, but never
+ * past the next timer: a guest that fell behind gets its ticks one by one with time moving between
+ * them, so the kernel's clocksource watchdog sees jiffies and the TSC agree.
  * Devices arm `Timer`s; the machine's run loop fires the due ones.
  */
 
@@ -26,15 +28,18 @@ export class Timer {
   }
 }
 
-/** Host mode: a lag behind host time beyond this is dropped (a jump) rather than slewed away. */
-const MAX_SLEW_LAG_NS = 1e9;
+/**
+ * Host mode: while the CPU halts, a lag behind host time beyond this (the host was suspended) is
+ * dropped at once; a smaller one is made up timer by timer, so the guest sees every tick in order.
+ */
+const MAX_IDLE_LAG_NS = 10e9;
 /** Host mode: a lag of this much doubles the rate for the next slice (and half of it: x1.5). */
 const SLEW_SCALE_NS = 20e6;
 /**
  * Host mode: bounds on virtual ns per instruction. The upper one keeps a polling loop's iterations
  * a few microseconds apart however slow the host (a slice that contained a host stall would
  * otherwise set a rate of microseconds per instruction); a host slower than that lets virtual
- * time fall behind, which the MAX_SLEW_LAG_NS rule bounds.
+ * time fall behind (made up while it idles, see catchUp).
  */
 const MIN_RATE_NS = 0.5;
 const MAX_RATE_NS = 200;
@@ -91,14 +96,12 @@ export class VirtualClock {
   /**
    * Host mode, between CPU slices: re-anchors virtual time where it is and picks the rate for the
    * next slice from the host's measured ns per instruction, faster while virtual time lags the host
-   * and slower while it leads, so it converges without a jump. A lag beyond MAX_SLEW_LAG_NS (the
-   * host was suspended) is dropped at once.
+   * and slower while it leads, so it converges without a jump.
    */
   steer(hostNsPerInstruction: number): void {
     if (this.mode !== "host") return;
-    let now = this.nowNs();
+    const now = this.nowNs();
     const lag = this.hostNs() - now;
-    if (lag > MAX_SLEW_LAG_NS) now += lag;
     this.#anchorNs = now;
     this.#anchorInstructions = this.#instructions();
     const slew = Math.max(-0.5, Math.min(1, lag / SLEW_SCALE_NS));
@@ -108,10 +111,14 @@ export class VirtualClock {
     );
   }
 
-  /** Host mode, while the CPU halts: virtual time moves up to host time (never backwards). */
-  catchUp(): void {
+  /**
+   * Host mode, while the CPU halts: virtual time moves towards host time, but not past `limitNs`
+   * (the next timer's deadline), and never backwards; a lag over MAX_IDLE_LAG_NS is dropped.
+   */
+  catchUp(limitNs: number): void {
     if (this.mode !== "host") return;
-    this.#anchorNs = Math.max(this.nowNs(), this.hostNs());
+    const now = this.nowNs(), host = this.hostNs();
+    this.#anchorNs = host - now > MAX_IDLE_LAG_NS ? host : Math.max(now, Math.min(host, limitNs));
     this.#anchorInstructions = this.#instructions();
   }
 

@@ -216,10 +216,10 @@ export class Machine {
       }
       return;
     }
-    clock.catchUp();
+    clock.catchUp(deadline);
     const ms = deadline === Infinity ? Infinity : (deadline - clock.nowNs()) / 1e6;
     if (ms > 0) await this.#waitForHost(ms);
-    clock.catchUp();
+    clock.catchUp(clock.nextDeadlineNs());
     clock.runDue();
   }
 

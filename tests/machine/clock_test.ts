@@ -22,7 +22,7 @@ Deno.test("VirtualClock host mode: a host stall inside a slice is not a jump in 
   assertEquals(clock.nowNs() - t0, 101 * 20, "time follows instructions within the slice");
 });
 
-Deno.test("VirtualClock host mode: slews towards host time, never backwards, catches up when halted", () => {
+Deno.test("VirtualClock host mode: slews towards host time, never backwards, catches up timer by timer when halted", () => {
   let hostMs = 0, instructions = 0;
   const clock = new VirtualClock("host", 10, () => hostMs);
   clock.setInstructionCounter(() => instructions);
@@ -39,9 +39,14 @@ Deno.test("VirtualClock host mode: slews towards host time, never backwards, cat
   }
   const lagMs = (clock.hostNs() - clock.nowNs()) / 1e6;
   assert(Math.abs(lagMs) < 1, `converged: lag ${lagMs} ms`);
-  hostMs += 5; // halted for 5 ms
-  clock.catchUp();
-  assertEquals(clock.nowNs(), clock.hostNs());
+  hostMs += 5; // halted for 5 ms, with a timer due 2 ms from now
+  const before = clock.nowNs();
+  clock.catchUp(before + 2e6);
+  assertEquals(clock.nowNs(), before + 2e6, "up to the next timer only");
+  clock.catchUp(Infinity);
+  assertEquals(clock.nowNs(), clock.hostNs(), "then up to host time");
+  clock.catchUp(Infinity);
+  assertEquals(clock.nowNs(), clock.hostNs(), "never past it");
 });
 
 Deno.test({
