@@ -191,6 +191,7 @@ export class LguestHost {
           cpu.segLimit[seg] =
           cpu.segAttr[seg] =
             0;
+        cpu.segCheck[seg] = 1; // null: a data access through it faults
         continue;
       }
       readDescriptor(cpu, sel);

@@ -81,6 +81,12 @@ export class Cpu {
   readonly segLimit = new Int32Array(8);
   /** Descriptor attributes: bits 0-3 type, 4 S, 5-6 DPL, 7 P, 12 AVL, 14 D/B, 15 G (hi dword >> 8). */
   readonly segAttr = new Int32Array(8);
+  /**
+   * Per segment register: 0 when it is flat (base 0, limit 4 GiB, expand-up, writable data), so
+   * data accesses through it need no limit or type check; decided when it is loaded (segments.ts
+   * updateSegmentCheck). The check itself always reads the live descriptor cache.
+   */
+  readonly segCheck = new Int32Array(8);
   readonly dr = new Int32Array(8);
 
   /** Soft TLB: linear page -> (physical ^ linear) page, or -1. Kernel/user x read/write/exec. */
@@ -228,6 +234,7 @@ export class Cpu {
       this.segBase[s] = 0;
       this.segLimit[s] = 0xFFFF;
       this.segAttr[s] = s === CS ? 0x9B : s === LDTR ? 0x82 : s === TR ? 0x8B : 0x93;
+      this.segCheck[s] = 1;
     }
     // The reset vector's CS base is 0xFFFF0000 on hardware; firmware is mirrored below 1 MiB, so
     // we start at the identical bytes of the low alias (CS base 0xF0000).
@@ -262,6 +269,7 @@ export class Cpu {
       this.segBase[s] = 0;
       this.segLimit[s] = -1;
       this.segAttr[s] = s === CS ? 0xC09B : 0xC093;
+      this.segCheck[s] = s === CS ? 1 : 0;
     }
     this.code32 = true;
     this.ss32 = true;

@@ -33,6 +33,8 @@ export class DecodeCache {
   readonly disp: Int32Array;
   readonly imm: Int32Array;
   readonly imm2: Int32Array;
+  /** The memory operand's size in bytes (0: none) | MACC_WRITE, for segment checks (segments.ts). */
+  readonly macc: Uint8Array;
   next = 2;
   /** Per physical page: decode maps for 32-bit and 16-bit code. */
   readonly maps32: (Int32Array | null)[];
@@ -49,6 +51,7 @@ export class DecodeCache {
     this.disp = new Int32Array(capacity);
     this.imm = new Int32Array(capacity);
     this.imm2 = new Int32Array(capacity);
+    this.macc = new Uint8Array(capacity);
     this.maps32 = new Array(ramPages).fill(null);
     this.maps16 = new Array(ramPages).fill(null);
   }

@@ -30,6 +30,10 @@ import {
   IMM_GROUP3,
   IMMZ,
   LOCKABLE,
+  MACC_P,
+  MACC_V,
+  MACC_WRITE,
+  MEM_ACCESS,
   MOFFS,
   VALID,
 } from "./opcode_table.ts";
@@ -183,6 +187,12 @@ export function decode(cpu: Cpu, lin: number, map: Int32Array | null, code32: bo
   dc.disp[slot] = disp;
   dc.imm[slot] = imm;
   dc.imm2[slot] = imm2;
+  let macc = (attrs & (HAS_MODRM | MOFFS)) !== 0 && modrm < 0xC0
+    ? MEM_ACCESS[(op << 3) | ((modrm >> 3) & 7)]
+    : 0;
+  const bytes = macc & 0x7F, w = op16 ? 2 : 4;
+  if (bytes >= MACC_V) macc = (macc & MACC_WRITE) | (bytes === MACC_V ? w : bytes === MACC_P ? w + 2 : 2 * w);
+  dc.macc[slot] = macc;
   if (!crosses && map !== null) {
     map[lin & 0xFFF] = slot;
     // A store to this page since the interpreter fetched its map cleared the page's code mark

@@ -32,6 +32,7 @@ import {
   loadSegmentReal,
   nullInaccessibleSegments,
   readDescriptor,
+  updateSegmentCheck,
 } from "./segments.ts";
 
 const IF = 0x200, IOPL = 0x3000, NT = 0x4000, RF = 0x10000, VM = 0x20000;
@@ -167,6 +168,7 @@ export function farCall(cpu: Cpu, sel: number, offset: number, op32: boolean, ne
     cpu.segBase[SS] = ssBase;
     cpu.segLimit[SS] = descLimit(slo, shi);
     cpu.segAttr[SS] = descAttr(shi);
+    updateSegmentCheck(cpu, SS);
     cpu.ss32 = ss32;
     if (ss32) cpu.regs[ESP] = sp;
     else cpu.r16[ESP * 2] = sp;
@@ -341,6 +343,7 @@ function setFlat(cpu: Cpu, seg: number, sel: number, access: number): void {
   cpu.segBase[seg] = 0;
   cpu.segLimit[seg] = -1;
   cpu.segAttr[seg] = 0xC000 | access;
+  updateSegmentCheck(cpu, seg);
   if (seg === CS) cpu.code32 = true;
   else cpu.ss32 = true;
 }

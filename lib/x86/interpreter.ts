@@ -31,6 +31,7 @@ import {
 import { ea, eaOffset, readMem, readRm, REG8, writeMem, writeRm } from "./ops/operands.ts";
 import { adjustSp, peek16, peek32, pop16, pop32, push16, push32 } from "./ops/stack.ts";
 import { cmps, lods, movs, scas, stos } from "./ops/string.ts";
+import { checkSegmentAccess } from "./segments.ts";
 import { bitTest, cmpxchg, executeRare, group3, popFlags } from "./ops/system_ops.ts";
 import {
   deliverException,
@@ -1402,6 +1403,8 @@ export function popEv(cpu: Cpu, slot: number, size: number): void {
 function leave(cpu: Cpu, op32: boolean): void {
   const regs = cpu.regs;
   const bp = cpu.ss32 ? regs[EBP] : regs[EBP] & 0xFFFF;
+  // #SS(0) when [SS:EBP] is outside the stack segment, before anything changes.
+  if (cpu.segCheck[SS] !== 0) checkSegmentAccess(cpu, SS, bp, op32 ? 4 : 2);
   const v = op32 ? read32(cpu, (cpu.segBase[SS] + bp) | 0) : read16(cpu, (cpu.segBase[SS] + bp) | 0);
   if (cpu.ss32) regs[ESP] = (bp + (op32 ? 4 : 2)) | 0;
   else cpu.r16[ESP << 1] = bp + (op32 ? 4 : 2);

@@ -24,7 +24,16 @@ import {
 import { DF_VEC, FAULT, faultCode, GP, NP, PF_VEC, pushesErrorCode, SS_VEC, TS_VEC } from "./fault.ts";
 import { CC_FLAGS, materialize } from "./lazy_flags.ts";
 import { readSys, write16, write32, writeSys } from "./mmu.ts";
-import { DATA_SEGS, DESC, descAttr, descBase, descLimit, loadCache, readDescriptor } from "./segments.ts";
+import {
+  DATA_SEGS,
+  DESC,
+  descAttr,
+  descBase,
+  descLimit,
+  loadCache,
+  readDescriptor,
+  updateSegmentCheck,
+} from "./segments.ts";
 import { interruptTask } from "./task_switch.ts";
 
 /** Interrupt sources, for the privilege and error-code rules. */
@@ -208,12 +217,14 @@ export function deliverInterrupt(
         cpu.segBase[seg] = 0;
         cpu.segLimit[seg] = 0;
         cpu.segAttr[seg] = 0;
+        cpu.segCheck[seg] = 1;
       }
     }
     cpu.segSel[SS] = (newSs & ~3) | dpl;
     cpu.segBase[SS] = ssBase;
     cpu.segLimit[SS] = descLimit(ssLo, shi);
     cpu.segAttr[SS] = descAttr(shi);
+    updateSegmentCheck(cpu, SS);
     cpu.ss32 = ss32;
     if (ss32) cpu.regs[ESP] = sp;
     else cpu.r16[ESP * 2] = sp;

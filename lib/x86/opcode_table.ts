@@ -545,3 +545,63 @@ LOCKABLE[0x1C7] = 0x02; // CMPXCHG8B
 
 /** Per-opcode decode attributes (bit set of HAS_MODRM, IMM8, ...), index = opcode or 0x100 + 0F-opcode. */
 export const DECODE_ATTRS: Uint16Array = buildDecodeAttrs();
+
+/**
+ * The memory operand each form accesses, for segment limit and type checks (SDM Vol. 3A 5.3, 5.5),
+ * index (opcode << 3) | ModRM.reg: bits 0-3 the size (MACC_* codes below, 0 = no access: LEA,
+ * INVLPG, hint NOPs), bit 7 set when the instruction writes it. The E/M/O operand is the first
+ * one of those kinds in the row; it is written when it is the destination (first) and the
+ * instruction is not one that only reads its first operand.
+ */
+/** MEM_ACCESS size codes besides plain byte counts 1, 2, 4, 6 (Ms) and 8 (Mq). */
+export const MACC_V = 9; // 2 or 4 by operand size
+export const MACC_P = 10; // far pointer: 4 or 6
+export const MACC_A = 11; // BOUND pair: 4 or 8
+export const MACC_WRITE = 0x80;
+
+function buildMemAccess(): Uint8Array {
+  const readsFirst = new Set([
+    "CMP",
+    "TEST",
+    "BT",
+    "PUSH",
+    "CALL",
+    "CALLF",
+    "JMP",
+    "JMPF",
+    "MUL",
+    "IMUL",
+    "DIV",
+    "IDIV",
+    "LGDT",
+    "LIDT",
+    "LLDT",
+    "LTR",
+    "LMSW",
+    "VERR",
+    "VERW",
+  ]);
+  const sizeCode: Record<string, number> = {
+    b: 1,
+    w: 2,
+    d: 4,
+    q: 8,
+    s: 6,
+    v: MACC_V,
+    z: MACC_V,
+    p: MACC_P,
+    a: MACC_A,
+  };
+  const table = new Uint8Array(0x200 << 3);
+  for (const f of OPCODE_FORMS) {
+    const i = f.operands.findIndex((o) => o[0] === "E" || o[0] === "M" || o[0] === "O");
+    if (i < 0 || f.mnemonic === "LEA" || f.mnemonic === "INVLPG" || f.mnemonic === "NOP") continue;
+    const size = sizeCode[f.operands[i].slice(1)] ?? 0;
+    if (size === 0) continue;
+    const v = size | (i === 0 && !readsFirst.has(f.mnemonic) ? MACC_WRITE : 0);
+    for (let reg = 0; reg < 8; reg++) if (f.ext < 0 || f.ext === reg) table[(f.opcode << 3) | reg] = v;
+  }
+  return table;
+}
+
+export const MEM_ACCESS: Uint8Array = buildMemAccess();

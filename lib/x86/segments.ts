@@ -1,8 +1,9 @@
 /**
  * Segmentation (SDM Vol. 3A, ch. 3 and 5): descriptor fetch from the GDT/LDT, segment-register
- * loads with their protection checks, and the descriptor cache. Limit checks on ordinary data
- * accesses are not performed (flat-model operating systems never rely on them); the checks at
- * load time are.
+ * loads with their protection checks, the descriptor cache, and the limit and type checks of data
+ * accesses (5.3, 5.5). Those cost nothing for flat segments: whether a segment needs them is
+ * decided when it is loaded (Cpu.segCheck), and only ModRM/moffs operands (their size and
+ * direction come from the decoder), stack pushes and pops and string instructions are checked.
  */
 import { type Cpu, CS, DS, ES, FS, GS, LDTR, SS, ST_CPL, ST_GDT_BASE, ST_GDT_LIMIT, TR } from "./cpu.ts";
 import { faultCode, GP, NP, SS_VEC } from "./fault.ts";
@@ -51,6 +52,39 @@ function setAccessed(cpu: Cpu, sel: number): void {
   writeSys(cpu, (base + (sel & ~7) + 4) | 0, 4, DESC[1]);
 }
 
+/** Recomputes Cpu.segCheck[seg] from the descriptor cache (call after changing it). */
+export function updateSegmentCheck(cpu: Cpu, seg: number): void {
+  // Flat: base 0, limit 4 GiB, present writable expand-up data (P, S, type 001x).
+  const flat = cpu.segBase[seg] === 0 && cpu.segLimit[seg] === -1 && (cpu.segAttr[seg] & 0x9E) === 0x92;
+  cpu.segCheck[seg] = flat ? 0 : 1;
+}
+
+/**
+ * Checks a data access of `macc` (bytes | MACC_WRITE, see opcode_table.ts) at `offset` in segment
+ * `seg` against its limit and type: #SS(0) through SS, #GP(0) otherwise (SDM Vol. 3A 5.3 and 5.5;
+ * expand-down segments allow offsets above the limit up to 64 KiB or 4 GiB by the B bit). Real and
+ * virtual-8086 mode check only the limit.
+ */
+export function checkSegmentAccess(cpu: Cpu, seg: number, offset: number, macc: number): void {
+  const bytes = macc & 0x7F;
+  if (bytes === 0) return;
+  const vector = seg === SS ? SS_VEC : GP;
+  const attr = cpu.segAttr[seg], limit = cpu.segLimit[seg] >>> 0;
+  const first = offset >>> 0, last = first + bytes - 1;
+  if ((cpu.st[1] & 1) !== 0 && (cpu.cc[CC_FLAGS] & 0x20000) === 0) {
+    if ((attr & 0x90) !== 0x90) faultCode(vector, 0); // a null (unusable) segment
+    const type = attr & 0xF;
+    if ((macc & 0x80) !== 0) {
+      if ((type & 0xA) !== 0x2) faultCode(vector, 0); // code, or read-only data
+    } else if ((type & 0xA) === 0x8) faultCode(vector, 0); // execute-only code
+    if ((type & 0xC) === 0x4) {
+      if (first <= limit || last > ((attr & 0x4000) !== 0 ? 0xFFFFFFFF : 0xFFFF)) faultCode(vector, 0);
+      return;
+    }
+  }
+  if (last > limit) faultCode(vector, 0);
+}
+
 /** Loads a segment register's cache from DESC (the descriptor of `sel`). */
 export function loadCache(cpu: Cpu, seg: number, sel: number): void {
   // Any load of a code or data segment, CS and SS by far transfers and interrupts included,
@@ -63,6 +97,7 @@ export function loadCache(cpu: Cpu, seg: number, sel: number): void {
   cpu.segAttr[seg] = descAttr(hi);
   if (seg === CS) cpu.code32 = (hi & 0x400000) !== 0;
   else if (seg === SS) cpu.ss32 = (hi & 0x400000) !== 0;
+  updateSegmentCheck(cpu, seg);
 }
 
 /** Real-mode (and VM86-less) segment load: base = selector * 16, cache attributes kept. */
@@ -75,6 +110,7 @@ export function loadSegmentReal(cpu: Cpu, seg: number, sel: number): void {
     cpu.segLimit[CS] = 0xFFFF;
     cpu.code32 = false;
   }
+  updateSegmentCheck(cpu, seg);
 }
 
 /**
@@ -96,6 +132,7 @@ export function loadSegment(cpu: Cpu, seg: number, sel: number): void {
     cpu.segBase[seg] = 0;
     cpu.segLimit[seg] = 0;
     cpu.segAttr[seg] = 0;
+    cpu.segCheck[seg] = 1;
     return;
   }
   readDescriptor(cpu, sel);
@@ -134,6 +171,7 @@ export function nullInaccessibleSegments(cpu: Cpu): void {
       cpu.segAttr[seg] = 0;
       cpu.segBase[seg] = 0;
       cpu.segLimit[seg] = 0;
+      cpu.segCheck[seg] = 1;
     }
   }
 }

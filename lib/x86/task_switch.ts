@@ -223,6 +223,7 @@ export function switchTask(cpu: Cpu, sel: number, reason: number, ext: number, o
     cpu.segBase[seg] = 0;
     cpu.segLimit[seg] = 0;
     cpu.segAttr[seg] = 0;
+    cpu.segCheck[seg] = 1;
   }
   cpu.segSel[LDTR] = NEW[N_LDT];
   cpu.segBase[LDTR] = 0;

@@ -30,6 +30,7 @@ export function loadSegmentVm86(cpu: Cpu, seg: number, sel: number): void {
   cpu.segBase[seg] = sel << 4;
   cpu.segLimit[seg] = 0xFFFF;
   cpu.segAttr[seg] = VM86_ATTR;
+  cpu.segCheck[seg] = 1; // a 64 KiB limit (#GP(0) beyond it, no type checks in VM86)
   if (seg === CS) cpu.code32 = false;
   else if (seg === SS) cpu.ss32 = false;
 }

@@ -74,6 +74,8 @@ sys_stub:  push 0
            push 0x80
            jmp record
 record:
+  mov cx, ss                    ; DS may be null (an IRET to ring 3 nulls a DPL-1 DS): reload it,
+  mov ds, cx                    ; as Linux's entry code does
   mov eax, [events]
   shl eax, 5
   add eax, event_log
@@ -170,6 +172,8 @@ test_main:
   jmp lguest_iret
 user_code:
   int 0x80
+  mov ax, 0x7B                   ; the IRET back nulled the kernel's DS: load the user one
+  mov ds, ax
   mov dword [user_marker], 0x5EC0DE   ; a user write (the page is user-accessible: PTE 0x67)
   mov eax, LHCALL_SHUTDOWN
   int 0x1f                       ; not a hypercall from ring 3

@@ -12,7 +12,11 @@
  * before it; every instruction checks what can fault before it changes state (the interpreter's
  * rule, kept by calling the same helpers); a store that hits a code page ends the unit after that
  * instruction. Units contain no instruction that changes CS, SS, CPL, IF, TF, paging or segment
- * state, so interrupts are taken at exactly the interpreter's points. HOT: the generated code.
+ * state, so interrupts are taken at exactly the interpreter's points. Memory operands get the
+ * interpreter's segment limit and type checks (segments.ts checkSegmentAccess) under the same
+ * condition, read live from Cpu.segCheck: a segment that is not flat, or a flat one at an offset
+ * that would wrap past 4 GiB, so a fault comes at the same instruction with the same state.
+ * HOT: the generated code.
  */
 import type { Cpu } from "../cpu.ts";
 import { EA_ADDR16, EA_NONE } from "../decode_cache.ts";
@@ -35,6 +39,7 @@ import {
 import { readMem, readRm, REG8, writeMem, writeRm } from "../ops/operands.ts";
 import { adjustSp, peek32, pop32, push32 } from "../ops/stack.ts";
 import { cmps, lods, movs, scas, stos } from "../ops/string.ts";
+import { checkSegmentAccess } from "../segments.ts";
 import { bitTest, cmpxchg, group3 } from "../ops/system_ops.ts";
 import { aluEG, aluEI, incDecE, loopOp, popEv, shiftE, xadd, xchg } from "../interpreter.ts";
 
@@ -103,6 +108,7 @@ const HELPERS = {
   xadd,
   xchg,
   fault,
+  checkSegmentAccess,
 };
 const HELPER_NAMES = Object.keys(HELPERS);
 const HELPER_VALUES = Object.values(HELPERS);
@@ -463,11 +469,12 @@ function emitUnit(cpu: Cpu, slots: number[], eips: number[], offset: number): st
   const out: string[] = [];
   out.push(
     "const regs = cpu.regs, r16 = cpu.r16, r8 = cpu.r8, cc = cpu.cc, st = cpu.st, segBase = cpu.segBase;",
+    "const segCheck = cpu.segCheck;",
     "const ram8 = cpu.ram8, ram32 = cpu.ram32;",
     "return function unit(n, stopAt) {",
     `if (n + ${count} > stopAt || !cpu.ss32) return -1;`,
     "const tlbR = cpu.tlbR, tlbW = cpu.tlbW, ep = J.epoch;",
-    "let a = 0, e = 0, v = 0, r = 0, t = 0, fa = 0, fb = 0, fr = 0, k = 0;",
+    "let a = 0, e = 0, v = 0, r = 0, t = 0, o = 0, fa = 0, fb = 0, fr = 0, k = 0;",
     "try {",
     "for (;;) {",
     `n += ${count};`,
@@ -602,7 +609,7 @@ function emitUnit(cpu: Cpu, slots: number[], eips: number[], offset: number): st
     } else if (id === 0x99) {
       body = "regs[2] = regs[0] >> 31;";
     } else if (id >= 0xA0 && id <= 0xA3) {
-      const a1 = `(segBase[${(dc.ea[slot] >> 12) & 7}] + ${dc.disp[slot]}) | 0`;
+      const a1 = segmentAddr((dc.ea[slot] >> 12) & 7, `${dc.disp[slot]}`, dc.macc[slot]);
       body = id === 0xA0
         ? `r8[0] = read8(cpu, ${a1});`
         : id === 0xA1
@@ -644,7 +651,8 @@ function emitUnit(cpu: Cpu, slots: number[], eips: number[], offset: number): st
     } else if (id === 0xC2) {
       body = `v = peek32(cpu, 0); adjustSp(cpu, ${4 + imm}); st[0] = v; return n;`;
     } else if (id === 0xC9) {
-      body = `v = read32(cpu, (segBase[2] + regs[5]) | 0); regs[4] = (regs[5] + 4) | 0; regs[5] = v;`;
+      body = `${stackCheck("regs[5]", 4)} v = read32(cpu, (segBase[2] + regs[5]) | 0); ` +
+        "regs[4] = (regs[5] + 4) | 0; regs[5] = v;";
     } else if (id === 0xE8) {
       body = push32Inline(`${next}`) + jumpTo((next + imm) | 0);
     } else if (id === 0xE9 || id === 0xEB) {
@@ -734,17 +742,35 @@ function emitUnit(cpu: Cpu, slots: number[], eips: number[], offset: number): st
   return out.join("\n");
 }
 
-/** The linear address (or with `withSeg` false, the offset) of the slot's memory operand, as an expression. */
+/**
+ * The linear address (or with `withSeg` false, the offset: LEA) of the slot's memory operand, as an
+ * expression; a linear address comes after the segment check of the access the decoder recorded.
+ */
 function eaExpr(cpu: Cpu, slot: number, withSeg = true): string {
   const dc = cpu.decoded;
   const e = dc.ea[slot];
   const parts: string[] = [];
-  if (withSeg) parts.push(`segBase[${(e >> 12) & 7}]`);
   const b = e & 15, i = (e >> 4) & 15, s = (e >> 8) & 3;
   if (b !== EA_NONE) parts.push(`regs[${b}]`);
   if (i !== EA_NONE) parts.push(s === 0 ? `regs[${i}]` : `(regs[${i}] << ${s})`);
   if (dc.disp[slot] !== 0 || parts.length === 0) parts.push(`${dc.disp[slot]}`);
-  return `((${parts.join(" + ")}) | 0)`;
+  const offset = `(${parts.join(" + ")}) | 0`;
+  return withSeg ? segmentAddr((e >> 12) & 7, offset, dc.macc[slot]) : `(${offset})`;
+}
+
+/**
+ * `offset` in segment `seg` as a linear address, checked as operands.ts ea() checks it: when the
+ * segment is not flat, or the offset is within 8 bytes of 4 GiB (where even a flat access wraps).
+ * `macc` is the access's size | MACC_WRITE.
+ */
+function segmentAddr(seg: number, offset: string, macc: number): string {
+  return `(o = ${offset}, segCheck[${seg}] !== 0 || (o >>> 0) > 0xFFFFFFF8 ? ` +
+    `checkSegmentAccess(cpu, ${seg}, o, ${macc}) : 0, (o + segBase[${seg}]) | 0)`;
+}
+
+/** The check stack.ts makes of a stack access at offset `sp` (an expression) through a non-flat SS. */
+function stackCheck(sp: string, macc: number): string {
+  return `if (segCheck[2] !== 0) checkSegmentAccess(cpu, 2, ${sp}, ${macc});`;
 }
 
 /** `dst = read32(address)`, with the soft-TLB fast path inline (read32's own test). */
@@ -761,12 +787,14 @@ function write32From(address: string, value: string): string {
 
 /** PUSH with a 32-bit stack (units run only when SS.B is set): memory first, then ESP. */
 function push32Inline(value: string): string {
-  return `r = (regs[4] - 4) | 0; ${write32From("(segBase[2] + r) | 0", value)} regs[4] = r;`;
+  return `r = (regs[4] - 4) | 0; ${stackCheck("r", 0x84)} ${write32From("(segBase[2] + r) | 0", value)} ` +
+    "regs[4] = r;";
 }
 
 /** POP with a 32-bit stack: the load may fault before ESP changes. POP ESP gets the loaded value. */
 function pop32Inline(dst: string): string {
-  return `${read32Into("r", "(segBase[2] + regs[4]) | 0")} regs[4] = (regs[4] + 4) | 0; ${dst} = r;`;
+  return `${stackCheck("regs[4]", 4)} ${read32Into("r", "(segBase[2] + regs[4]) | 0")} ` +
+    `regs[4] = (regs[4] + 4) | 0; ${dst} = r;`;
 }
 
 /** A 32-bit ALU operation `op` on a1, b1 into `fr` with the lazy-flags record (alu.ts's layout). */

@@ -4,13 +4,23 @@
  */
 import type { Cpu } from "../cpu.ts";
 import { read16, read32, read8, write16, write32, write8 } from "../mmu.ts";
+import { checkSegmentAccess } from "../segments.ts";
 
 /** Byte offsets of AL CL DL BL AH CH DH BH in the register file's bytes. */
 export const REG8 = new Uint8Array([0, 4, 8, 12, 1, 5, 9, 13]);
 
-/** The linear address of a decoded instruction's memory operand: offset plus segment base. */
+/**
+ * The linear address of a decoded instruction's memory operand: offset plus segment base, after
+ * the segment's limit and type checks for a segment that is not flat (Cpu.segCheck).
+ */
 export function ea(cpu: Cpu, slot: number): number {
-  return (eaOffset(cpu, slot) + cpu.segBase[(cpu.decoded.ea[slot] >> 12) & 7]) | 0;
+  const seg = (cpu.decoded.ea[slot] >> 12) & 7;
+  const offset = eaOffset(cpu, slot);
+  // Flat segments are checked only at the top of the 4 GiB, where an operand would wrap.
+  if (cpu.segCheck[seg] !== 0 || (offset >>> 0) > 0xFFFFFFF8) {
+    checkSegmentAccess(cpu, seg, offset, cpu.decoded.macc[slot]);
+  }
+  return (offset + cpu.segBase[seg]) | 0;
 }
 
 /** The offset (without segment base) of the memory operand: LEA. */

@@ -12,6 +12,9 @@ import { alu, ALU_CMP } from "./alu.ts";
 import { readMem, writeMem } from "./operands.ts";
 import { CC_FLAGS } from "../lazy_flags.ts";
 import { EAX } from "../cpu.ts";
+import { checkSegmentAccess } from "../segments.ts";
+
+const WRITE = 0x80;
 
 const DF = 0x400, TF = 0x100;
 
@@ -28,8 +31,11 @@ function advance(cpu: Cpu, reg: number, a16: boolean, step: number): void {
   else cpu.regs[reg] = (cpu.regs[reg] + step) | 0;
 }
 
-function addr(cpu: Cpu, base: number, reg: number, a16: boolean): number {
-  return (base + (a16 ? cpu.regs[reg] & 0xFFFF : cpu.regs[reg])) | 0;
+/** The linear address of [seg:reg] for an access of `macc` (bytes | MACC_WRITE), limit-checked. */
+function addr(cpu: Cpu, seg: number, reg: number, a16: boolean, macc: number): number {
+  const offset = a16 ? cpu.regs[reg] & 0xFFFF : cpu.regs[reg];
+  if (cpu.segCheck[seg] !== 0) checkSegmentAccess(cpu, seg, offset, macc);
+  return (cpu.segBase[seg] + offset) | 0;
 }
 
 function decCount(cpu: Cpu, a16: boolean): void {
@@ -52,16 +58,18 @@ function more(cpu: Cpu, a16: boolean): boolean {
 export function movs(cpu: Cpu, slot: number, size: number): boolean {
   const e = cpu.decoded.ea[slot];
   const a16 = (e & EA_ADDR16) !== 0;
-  const src = cpu.segBase[(e >> 12) & 7], dst = cpu.segBase[ES];
+  const src = (e >> 12) & 7, n = 1 << size;
   const step = stepOf(cpu, size);
   if ((cpu.decoded.pfx[slot] & (PFX_REP | PFX_REPNE)) === 0) {
-    writeMem(cpu, addr(cpu, dst, EDI, a16), size, readMem(cpu, addr(cpu, src, ESI, a16), size));
+    const v = readMem(cpu, addr(cpu, src, ESI, a16, n), size);
+    writeMem(cpu, addr(cpu, ES, EDI, a16, n | WRITE), size, v);
     advance(cpu, ESI, a16, step);
     advance(cpu, EDI, a16, step);
     return false;
   }
-  for (let n = repCount(cpu, a16); n !== 0; n--) {
-    writeMem(cpu, addr(cpu, dst, EDI, a16), size, readMem(cpu, addr(cpu, src, ESI, a16), size));
+  for (let i = repCount(cpu, a16); i !== 0; i--) {
+    const v = readMem(cpu, addr(cpu, src, ESI, a16, n), size);
+    writeMem(cpu, addr(cpu, ES, EDI, a16, n | WRITE), size, v);
     advance(cpu, ESI, a16, step);
     advance(cpu, EDI, a16, step);
     decCount(cpu, a16);
@@ -73,16 +81,16 @@ export function movs(cpu: Cpu, slot: number, size: number): boolean {
 export function stos(cpu: Cpu, slot: number, size: number): boolean {
   const e = cpu.decoded.ea[slot];
   const a16 = (e & EA_ADDR16) !== 0;
-  const dst = cpu.segBase[ES];
+  const n = (1 << size) | WRITE;
   const step = stepOf(cpu, size);
   const v = cpu.regs[EAX];
   if ((cpu.decoded.pfx[slot] & (PFX_REP | PFX_REPNE)) === 0) {
-    writeMem(cpu, addr(cpu, dst, EDI, a16), size, v);
+    writeMem(cpu, addr(cpu, ES, EDI, a16, n), size, v);
     advance(cpu, EDI, a16, step);
     return false;
   }
-  for (let n = repCount(cpu, a16); n !== 0; n--) {
-    writeMem(cpu, addr(cpu, dst, EDI, a16), size, v);
+  for (let i = repCount(cpu, a16); i !== 0; i--) {
+    writeMem(cpu, addr(cpu, ES, EDI, a16, n), size, v);
     advance(cpu, EDI, a16, step);
     decCount(cpu, a16);
   }
@@ -93,11 +101,11 @@ export function stos(cpu: Cpu, slot: number, size: number): boolean {
 export function lods(cpu: Cpu, slot: number, size: number): boolean {
   const e = cpu.decoded.ea[slot];
   const a16 = (e & EA_ADDR16) !== 0;
-  const src = cpu.segBase[(e >> 12) & 7];
+  const src = (e >> 12) & 7;
   const step = stepOf(cpu, size);
   const rep = (cpu.decoded.pfx[slot] & (PFX_REP | PFX_REPNE)) !== 0;
   for (let n = rep ? repCount(cpu, a16) : 1; n !== 0; n--) {
-    const v = readMem(cpu, addr(cpu, src, ESI, a16), size);
+    const v = readMem(cpu, addr(cpu, src, ESI, a16, 1 << size), size);
     if (size === 2) cpu.regs[EAX] = v;
     else if (size === 1) cpu.r16[0] = v;
     else cpu.r8[0] = v;
@@ -111,12 +119,12 @@ export function lods(cpu: Cpu, slot: number, size: number): boolean {
 export function cmps(cpu: Cpu, slot: number, size: number): boolean {
   const e = cpu.decoded.ea[slot];
   const a16 = (e & EA_ADDR16) !== 0;
-  const src = cpu.segBase[(e >> 12) & 7], dst = cpu.segBase[ES];
+  const src = (e >> 12) & 7;
   const step = stepOf(cpu, size);
   const pfx = cpu.decoded.pfx[slot] & (PFX_REP | PFX_REPNE);
   for (let n = pfx !== 0 ? repCount(cpu, a16) : 1; n !== 0; n--) {
-    const a = readMem(cpu, addr(cpu, src, ESI, a16), size);
-    const b = readMem(cpu, addr(cpu, dst, EDI, a16), size);
+    const a = readMem(cpu, addr(cpu, src, ESI, a16, 1 << size), size);
+    const b = readMem(cpu, addr(cpu, ES, EDI, a16, 1 << size), size);
     const r = alu(cpu.cc, ALU_CMP, a, b, size);
     advance(cpu, ESI, a16, step);
     advance(cpu, EDI, a16, step);
@@ -131,12 +139,11 @@ export function cmps(cpu: Cpu, slot: number, size: number): boolean {
 export function scas(cpu: Cpu, slot: number, size: number): boolean {
   const e = cpu.decoded.ea[slot];
   const a16 = (e & EA_ADDR16) !== 0;
-  const dst = cpu.segBase[ES];
   const step = stepOf(cpu, size);
   const pfx = cpu.decoded.pfx[slot] & (PFX_REP | PFX_REPNE);
   const a = cpu.regs[EAX];
   for (let n = pfx !== 0 ? repCount(cpu, a16) : 1; n !== 0; n--) {
-    const b = readMem(cpu, addr(cpu, dst, EDI, a16), size);
+    const b = readMem(cpu, addr(cpu, ES, EDI, a16, 1 << size), size);
     const r = alu(cpu.cc, ALU_CMP, a, b, size);
     advance(cpu, EDI, a16, step);
     if (pfx === 0) return false;

@@ -332,17 +332,17 @@ user:
   push dword 0x1111
   push dword 0x2222
   call (SEL_FREE | 3):0
-.ret:
-  store_result 10, esp
+.ret:                                                        ; DS is null now: store through ES
+  mov [es:RESULTS + 10 * 4], esp
   xor eax, eax
   mov ax, cs
-  store_result 11, eax
+  mov [es:RESULTS + 11 * 4], eax
   mov ax, ss
-  store_result 12, eax
+  mov [es:RESULTS + 12 * 4], eax
   mov ax, ds
-  store_result 13, eax
+  mov [es:RESULTS + 13 * 4], eax
   mov ax, es
-  store_result 14, eax
+  mov [es:RESULTS + 14 * 4], eax
   push dword SEL_DATA3
   pop ds
   resume_at .r1

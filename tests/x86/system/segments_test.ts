@@ -1,7 +1,7 @@
 /**
  * Segment-register loads and their faults (SDM Vol. 2 MOV, LAR, LSL, VERR/VERW; Vol. 3A 5.4-5.6),
- * and segment bases applied to ordinary accesses, as Linux's per-CPU data uses FS. Data-access
- * limit checks are not implemented (segments.ts), so none are tested. Guests are built on
+ * and segment bases applied to ordinary accesses, as Linux's per-CPU data uses FS. Limit and type
+ * checks of the accesses themselves are in segment_limits_test.ts. Guests are built on
  * testdata/x86/pm_kernel.inc; descriptors go in its free GDT slots from SEL_FREE (0x60).
  */
 import { assertEquals } from "../../assert.ts";
@@ -92,11 +92,12 @@ test_main:
   mov ax, SEL_FREE + 24
   mov gs, ax
   xor eax, eax
-  mov ds, ax                                        ; a null selector is fine in DS
-  mov ax, ds
-  store_result 0, eax
+  mov ds, ax                                        ; a null selector is fine in DS (until used)
+  xor ebx, ebx
+  mov bx, ds
   mov ax, SEL_DATA0
   mov ds, ax
+  store_result 0, ebx
   finish
 `);
     const at = (i: number) => g.symbol(`test_main.f${i}`);
