@@ -23,6 +23,7 @@ import { INNER_STACK, readInnerStack } from "./interrupts.ts";
 import { farTaskTransfer, TASK_CALL, TASK_JMP, taskReturn } from "./task_switch.ts";
 import { returnToVm86, vm86InterruptReturn } from "./vm86.ts";
 import {
+  checkSegmentAccess,
   DESC,
   descAttr,
   descBase,
@@ -190,6 +191,12 @@ function pushPair(cpu: Cpu, op32: boolean, cs: number, eip: number): void {
   const n = op32 ? 4 : 2;
   const sp = cpu.regs[ESP];
   const lowSp = cpu.ss32 ? (sp - 2 * n) | 0 : (sp - 2 * n) & 0xFFFF;
+  // #SS(0) past a non-flat stack's limit, before either write (the upper slot is checked too: on a
+  // 16-bit stack it may wrap to a different offset).
+  if (cpu.segCheck[SS] !== 0) {
+    checkSegmentAccess(cpu, SS, lowSp, n | 0x80);
+    checkSegmentAccess(cpu, SS, cpu.ss32 ? (sp - n) | 0 : (sp - n) & 0xFFFF, n | 0x80);
+  }
   const base = cpu.segBase[SS];
   if (op32) {
     write32(cpu, (base + lowSp) | 0, eip);

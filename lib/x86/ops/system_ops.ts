@@ -74,7 +74,7 @@ import {
   write16,
   write32,
 } from "../mmu.ts";
-import { DESC, loadLdt, loadSegment, loadTr, readDescriptor } from "../segments.ts";
+import { checkSegmentAccess, DESC, loadLdt, loadSegment, loadTr, readDescriptor } from "../segments.ts";
 import {
   alu,
   ALU_CMP,
@@ -88,7 +88,7 @@ import {
   neg,
   setCF,
 } from "./alu.ts";
-import { ea, readMem, readReg, readRm, REG8, writeMem, writeReg, writeRm } from "./operands.ts";
+import { ea, eaOffset, readMem, readReg, readRm, REG8, writeMem, writeReg, writeRm } from "./operands.ts";
 import { adjustSp, peek16, peek32, pop16, pop32, push16, push32 } from "./stack.ts";
 
 const TF = 0x100, IF = 0x200, DF = 0x400, IOPL = 0x3000, VM = 0x20000, AC = 0x40000, ID = 0x200000;
@@ -260,13 +260,15 @@ export function bitTest(cpu: Cpu, slot: number, id: number): void {
     if (op !== 0) writeRm(cpu, slot, m, size, modifyBit(v, bit, op));
     return;
   }
-  let a = ea(cpu, slot);
-  let bit: number;
-  if (immForm) bit = offset & (bits - 1);
-  else {
-    a = (a + (size === 2 ? (offset >> 5) * 4 : (offset >> 4) * 2)) | 0;
-    bit = offset & (bits - 1);
+  // The operand is the word or dword the bit offset selects: that one is checked (SDM Vol. 2 BT).
+  const seg = (cpu.decoded.ea[slot] >> 12) & 7;
+  let off = eaOffset(cpu, slot);
+  if (!immForm) off = (off + (size === 2 ? (offset >> 5) * 4 : (offset >> 4) * 2)) | 0;
+  const bit = offset & (bits - 1);
+  if (cpu.segCheck[seg] !== 0 || (off >>> 0) > 0xFFFFFFF8) {
+    checkSegmentAccess(cpu, seg, off, (bits >> 3) | (op !== 0 ? WRITE : 0));
   }
+  const a = (off + cpu.segBase[seg]) | 0;
   if (op !== 0) probeWrite(cpu, a, bits >> 3);
   const v = readMem(cpu, a, size);
   setCF(cpu.cc, (v >>> bit) & 1);
@@ -415,12 +417,14 @@ function stringIo(cpu: Cpu, slot: number, size: number, isIn: boolean): void {
   const step = (cpu.cc[CC_FLAGS] & DF) !== 0 ? -(1 << size) : 1 << size;
   const port = cpu.r16[EDX << 1];
   const reg = isIn ? EDI : ESI;
-  const segBase = isIn ? cpu.segBase[ES] : cpu.segBase[(e >> 12) & 7];
+  const seg = isIn ? ES : (e >> 12) & 7;
+  const segBase = cpu.segBase[seg];
   let count = rep ? (a16 ? cpu.r16[ECX << 1] : cpu.regs[ECX] >>> 0) : 1;
   // Single-step: one iteration per trap, EIP kept at the instruction while the count lasts.
   let iterations = rep && (cpu.cc[CC_FLAGS] & TF) !== 0 && count !== 0 ? 1 : count;
   while (iterations-- !== 0) {
     const off = a16 ? cpu.regs[reg] & 0xFFFF : cpu.regs[reg];
+    if (cpu.segCheck[seg] !== 0) checkSegmentAccess(cpu, seg, off, (1 << size) | (isIn ? WRITE : 0));
     const a = (segBase + off) | 0;
     if (isIn) {
       probeWrite(cpu, a, 1 << size);
@@ -585,6 +589,7 @@ function enter(cpu: Cpu, size: number, level: number, op32: boolean): void {
   const esp = regs[ESP];
   const hiEsp = ss32 ? 0 : esp & ~0xFFFF;
   let sp = ss32 ? (esp - n) | 0 : (esp - n) & 0xFFFF;
+  checkStack(cpu, sp, n | WRITE);
   if (op32) write32(cpu, (base + sp) | 0, regs[EBP]);
   else write16(cpu, (base + sp) | 0, regs[EBP]);
   const frame = op32 ? sp | hiEsp : sp;
@@ -592,16 +597,20 @@ function enter(cpu: Cpu, size: number, level: number, op32: boolean): void {
     let bp = regs[EBP];
     for (let i = 1; i < level; i++) {
       bp = ss32 ? (bp - n) | 0 : (bp - n) & 0xFFFF;
+      checkStack(cpu, bp, n);
       const v = op32 ? read32(cpu, (base + bp) | 0) : read16(cpu, (base + bp) | 0);
       sp = ss32 ? (sp - n) | 0 : (sp - n) & 0xFFFF;
+      checkStack(cpu, sp, n | WRITE);
       if (op32) write32(cpu, (base + sp) | 0, v);
       else write16(cpu, (base + sp) | 0, v);
     }
     sp = ss32 ? (sp - n) | 0 : (sp - n) & 0xFFFF;
+    checkStack(cpu, sp, n | WRITE);
     if (op32) write32(cpu, (base + sp) | 0, frame);
     else write16(cpu, (base + sp) | 0, frame);
   }
   sp = ss32 ? (sp - size) | 0 : (sp - size) & 0xFFFF;
+  checkStack(cpu, sp, n | WRITE);
   probeWrite(cpu, (base + sp) | 0, n);
   if (op32) regs[EBP] = frame;
   else cpu.r16[EBP << 1] = frame;
@@ -631,6 +640,7 @@ export function executeRare(cpu: Cpu, slot: number, id: number, next: number): b
       if (op32) {
         // Recent Intel CPUs write only the low 16 bits of the 32-bit slot.
         const sp = cpu.ss32 ? (regs[ESP] - 4) | 0 : (regs[ESP] - 4) & 0xFFFF;
+        checkStack(cpu, sp, 4 | WRITE);
         write16(cpu, (cpu.segBase[SS] + sp) | 0, sel);
         if (cpu.ss32) regs[ESP] = sp;
         else r16[ESP << 1] = sp;
@@ -665,6 +675,11 @@ export function executeRare(cpu: Cpu, slot: number, id: number, next: number): b
       const n = op32 ? 4 : 2;
       const sp0 = regs[ESP];
       const base = cpu.segBase[SS];
+      if (cpu.segCheck[SS] !== 0) {
+        for (let i = 0; i < 8; i++) {
+          checkStack(cpu, cpu.ss32 ? (sp0 - n * (i + 1)) | 0 : (sp0 - n * (i + 1)) & 0xFFFF, n | WRITE);
+        }
+      }
       for (let i = 0; i < 8; i++) {
         const sp = cpu.ss32 ? (sp0 - n * (i + 1)) | 0 : (sp0 - n * (i + 1)) & 0xFFFF;
         const v = i === 4 ? sp0 : regs[i];
@@ -824,7 +839,9 @@ export function executeRare(cpu: Cpu, slot: number, id: number, next: number): b
     case 0xD7: { // XLAT
       const e = dc.ea[slot];
       const off = (e & EA_ADDR16) !== 0 ? (regs[EBX] + r8[0]) & 0xFFFF : (regs[EBX] + r8[0]) | 0;
-      r8[0] = read8(cpu, (cpu.segBase[(e >> 12) & 7] + off) | 0);
+      const seg = (e >> 12) & 7;
+      checkSegmentAccess(cpu, seg, off, 1);
+      r8[0] = read8(cpu, (cpu.segBase[seg] + off) | 0);
       return false;
     }
     case 0xD8:
@@ -1121,13 +1138,100 @@ function checkFpuError(cpu: Cpu): void {
   cpu.onFpuError?.();
 }
 
+const WRITE = 0x80;
+
+/** The stack check of stack.ts, for the stack accesses made here (SDM Vol. 3A 5.3: #SS(0)). */
+function checkStack(cpu: Cpu, sp: number, macc: number): void {
+  if (cpu.segCheck[SS] !== 0) checkSegmentAccess(cpu, SS, sp, macc);
+}
+
+/**
+ * The memory operand of each x87 form, index (escape - 0xD8) << 3 | ModRM.reg: bytes | WRITE, 0
+ * for forms that are #UD here (FISTTP is SSE3). FLDENV/FNSTENV are 14 bytes and FRSTOR/FNSAVE 94
+ * with a 16-bit operand size, 14 more with a 32-bit one (SDM Vol. 1 8.1.10).
+ */
+const X87_MEM_ACCESS = new Uint8Array([
+  4,
+  4,
+  4,
+  4,
+  4,
+  4,
+  4,
+  4, // D8: m32fp arithmetic
+  4,
+  0,
+  4 | WRITE,
+  4 | WRITE,
+  14,
+  2,
+  14 | WRITE,
+  2 | WRITE, // D9: FLD FST FSTP FLDENV FLDCW FNSTENV FNSTCW
+  4,
+  4,
+  4,
+  4,
+  4,
+  4,
+  4,
+  4, // DA: m32int arithmetic
+  4,
+  0,
+  4 | WRITE,
+  4 | WRITE,
+  0,
+  10,
+  0,
+  10 | WRITE, // DB: FILD FIST FISTP, FLD/FSTP m80
+  8,
+  8,
+  8,
+  8,
+  8,
+  8,
+  8,
+  8, // DC: m64fp arithmetic
+  8,
+  0,
+  8 | WRITE,
+  8 | WRITE,
+  94,
+  0,
+  94 | WRITE,
+  2 | WRITE, // DD: FLD FST FSTP FRSTOR FNSAVE FNSTSW
+  2,
+  2,
+  2,
+  2,
+  2,
+  2,
+  2,
+  2, // DE: m16int arithmetic
+  2,
+  0,
+  2 | WRITE,
+  2 | WRITE,
+  10,
+  8,
+  10 | WRITE,
+  8 | WRITE, // DF: FILD FIST FISTP FBLD FILD64 FBSTP FISTP64
+]);
+
 function x87(cpu: Cpu, slot: number, op: number, m: number, op32: boolean, next: number): boolean {
   const cr0 = cpu.st[ST_CR0];
   const fpu = cpu.fpu;
   if ((cr0 & (CR0_EM | CR0_TS)) !== 0 || fpu === null) fault(NM);
   if (fpuInstructionWaits(op, m)) checkFpuError(cpu);
-  const addr = m < 0xC0 ? ea(cpu, slot) : 0;
   const e = cpu.decoded.ea[slot];
+  let addr = 0;
+  if (m < 0xC0) {
+    // Checked always (x87 is not hot): for a flat segment only a wrap past 4 GiB fails.
+    const offset = eaOffset(cpu, slot);
+    let macc = X87_MEM_ACCESS[((op - 0xD8) << 3) | ((m >> 3) & 7)];
+    if ((macc & 0x7F) === 14 || (macc & 0x7F) === 94) macc += op32 ? 14 : 0; // 32-bit env/state
+    checkSegmentAccess(cpu, (e >> 12) & 7, offset, macc);
+    addr = (offset + cpu.segBase[(e >> 12) & 7]) | 0;
+  }
   const eip = (next - cpu.decoded.len[slot]) | 0;
   fpu.eflagsIn = materialize(cpu.cc);
   fpu.realModeFormat = (cr0 & CR0_PE) === 0;

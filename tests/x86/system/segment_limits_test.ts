@@ -17,12 +17,15 @@ const MODES = [
   { jit: true, label: "translator at first execution" },
 ];
 
-/** A system test registered once per mode; `run` builds and runs guests through `runKernel`. */
-function segmentTest(name: string, fn: (runKernel: (body: string) => TestGuest) => void): void {
+/** A system test registered once per mode; `runKernel` builds and runs its guests. */
+function segmentTest(
+  name: string,
+  fn: (runKernel: (body: string, fpu?: boolean) => TestGuest) => void,
+): void {
   for (const { jit, label } of MODES) {
     systemTest(`${name} (${label})`, () =>
-      fn((body) => {
-        const g = TestGuest.kernel(body, { cpu: { jit } });
+      fn((body, fpu = false) => {
+        const g = TestGuest.kernel(body, { cpu: { jit, fpu } });
         g.run();
         g.expectDone();
         if (jit) assert(g.cpu.jit.stats.compiledInstructions > 0, "the translator ran the program");
@@ -267,5 +270,113 @@ systemTest(
     );
     assertEquals(translated.events(), interpreted.events(), "same faults, same registers at each");
     assert(translated.cpu.jit.stats.compiledInstructions > 0, "the translator ran the program");
+  },
+);
+
+segmentTest(
+  "Cpu data accesses: XLAT, OUTS, INS, BT's selected dword, x87 operands, ENTER, PUSHA, PUSH DS and far CALL check the limit",
+  (runKernel) => {
+    const g = runKernel(
+      `
+test_main:
+  set_desc SEL_FREE, 0, 0x9FFFF, 0x92, 0x4          ; writable data, limit 0x9FFFF
+  set_desc SEL_FREE + 8, 0, 0xFFFFF, 0x90, 0xC      ; read-only data, 4 GiB
+  set_desc SEL_FREE + 16, 0, 0x7FFFF, 0x92, 0x4     ; a stack segment, limit 0x7FFFF
+  mov ax, SEL_FREE
+  mov ds, ax
+  mov es, ax
+  mov dx, 0x300
+  mov ebx, 0x9FF00
+  mov eax, 0xFF
+  xlatb                                             ; 0x9FFFF: the last byte
+  mov ebx, 0x9FFFF
+  mov eax, 1
+  resume_at .r1
+.f1: xlatb
+.r1:
+  mov esi, 0x9FFFE
+  resume_at .r2
+.f2: outsd
+.r2:
+  mov edi, 0x9FFFD
+  resume_at .r3
+.f3: insd
+.r3:
+  mov ebx, 0x9FF00
+  mov ecx, 0x7E0                                    ; dword 0x3F past EBX: 0x9FFFC, inside
+  bt [ebx], ecx
+  mov ecx, 0x800                                    ; dword 0x40: 0xA0000, outside
+  resume_at .r4
+.f4: bts [ebx], ecx
+.r4:
+  fld1
+  resume_at .r5
+.f5: fstp tword [0x9FFF7]
+.r5:
+  fld tword [0x9FFF6]                               ; inside: 0x9FFF6-0x9FFFF
+  resume_at .r6
+.f6: fld qword [0x9FFF9]
+.r6:
+  mov ax, SEL_FREE + 8
+  mov es, ax
+  resume_at .r7
+.f7: fstp dword [es:SCRATCH]
+.r7: resume_at .r8
+.f8: fnstenv [es:SCRATCH]
+.r8:
+  mov ax, SEL_DATA0
+  mov ds, ax
+  mov es, ax
+  mov ax, SEL_FREE + 16
+  mov ss, ax
+  mov esi, esp
+  mov ebp, 0x80004
+  mov esp, 0x7FFF8
+  resume_at .r9
+.f9: enter 8, 2                                     ; the frame pointer copied from [EBP - 4]: past the limit
+.r9:
+  mov esp, 0x7FFF0
+  mov ebp, 0x7FFF8
+  enter 4, 1                                        ; inside
+  leave
+  pusha
+  popa
+  mov ax, SEL_DATA0
+  mov ss, ax
+  mov esp, esi
+  set_desc SEL_FREE + 24, 0, 0x7FFFF, 0xF2, 0x4     ; ring-3 stack, limit 0x7FFFF
+  push dword SEL_DATA3
+  pop ds
+  push dword SEL_DATA3
+  pop es
+  push dword (SEL_FREE + 24) | 3
+  push dword 0x7FFF0
+  push dword 0x202
+  push dword SEL_CODE3
+  push dword user
+  iretd
+user:
+  mov esp, 0x80004                                  ; a ring-3 fault switches to the ring-0 stack
+  resume_at .r10
+.f10: pusha
+.r10: resume_at .r11
+.f11: push ds
+.r11: resume_at .r12
+  mov esp, 0x80006                                  ; EIP fits below the limit, CS does not
+.f12: call SEL_CODE3:.far
+.r12:
+  mov esp, 0x7FFF0
+  call SEL_CODE3:.far                               ; inside
+  finish
+.far: retf
+`,
+      true,
+    );
+    const at = (i: number) => g.symbol(`test_main.f${i}`);
+    assertEquals(faults(g), [
+      ...[1, 2, 3, 4, 5, 6, 7, 8].map((i) => [GP, 0, at(i)]),
+      [SS_FAULT, 0, at(9)],
+      ...[10, 11, 12].map((i) => [SS_FAULT, 0, g.symbol(`user.f${i}`)]),
+    ]);
   },
 );
