@@ -68,7 +68,8 @@ export class VirtualClock {
     this.mode = mode;
     this.nsPerInstruction = nsPerInstruction;
     this.#hostMs = hostMs;
-    this.#hostStart = hostMs();
+    // Deterministic mode never reads the host clock: a run is a function of its inputs only.
+    this.#hostStart = mode === "host" ? hostMs() : 0;
   }
 
   /** Connects the instruction counter (the CPU's retired-instruction count). */

@@ -85,3 +85,37 @@ Deno.test({
     assert(Math.abs(tscPerPitTick - 1e9 / 1_193_182) < 2, `${tscPerPitTick} TSC ticks per PIT tick`);
   },
 });
+
+Deno.test({
+  name:
+    "Machine deterministic clock: never reads the host clock; the PIT calibration is the same run after run",
+  ignore: nasmUnavailableReason() !== null,
+  async fn() {
+    const { bytes } = assemble(
+      Deno.readTextFileSync(new URL("../../testdata/x86/pit_quick_calibration.asm", import.meta.url)),
+    );
+    const runOnce = async (jit: boolean) => {
+      const hostMs = () => {
+        throw new Error("the deterministic clock read the host clock");
+      };
+      const m = new Machine({ memBytes: 16 << 20, clock: "deterministic", hostMs, jit });
+      new PcPlatform(m, { serial: { write: () => {} }, onReset: () => {} });
+      m.mem.write(0x10000, bytes);
+      m.cpu.enterProtectedFlat(0x10000);
+      const keepAlive = setInterval(() => {}, 1000);
+      try {
+        await m.run();
+      } finally {
+        clearInterval(keepAlive);
+      }
+      return [
+        m.cpu.instructionsRetired(),
+        ...Array.from({ length: 6 }, (_, i) => m.mem.readU32(0x2000 + i * 4)),
+      ];
+    };
+    const first = await runOnce(true);
+    assertEquals(first[6], 1, "the calibration succeeds");
+    assertEquals(await runOnce(true), first, "same instructions, same PIT and TSC readings");
+    assertEquals(await runOnce(false), first, "and the same without the translator");
+  },
+});
