@@ -59,7 +59,7 @@ import {
   fpuInstructionWaits,
 } from "../fpu/fpu.ts";
 import { EA_ADDR16, PFX_REP, PFX_REPNE } from "../decode_cache.ts";
-import { BR, DE, fault, faultCode, GP, MF, NM, OF_VEC, UD } from "../fault.ts";
+import { BR, DE, fault, faultCode, GP, MF, NM, OF_VEC, SS_VEC, UD } from "../fault.ts";
 import { farCall, farJump, farReturn, interruptReturn, sysenter, sysexit } from "../far_transfer.ts";
 import { deliverInterrupt, INT_SOFTWARE } from "../interrupts.ts";
 import { CC_EFLAGS, CC_FLAGS, CC_OP, getCF, materialize, PARITY } from "../lazy_flags.ts";
@@ -1042,7 +1042,12 @@ export function executeRare(cpu: Cpu, slot: number, id: number, next: number): b
       const r = (m >> 3) & 7;
       if (cpu.fpu === null || m >= 0xC0 || r > 1) fault(UD);
       if ((st[ST_CR0] & (CR0_TS | CR0_EM)) !== 0) fault((st[ST_CR0] & CR0_EM) !== 0 ? UD : NM);
-      const a = ea(cpu, slot);
+      // The 512-byte area's limit and type: its first and last 16 bytes checked cover it all.
+      const seg = (dc.ea[slot] >> 12) & 7, off = eaOffset(cpu, slot), w = r === 0 ? WRITE : 0;
+      if ((off >>> 0) > 0xFFFFFE00) faultCode(seg === SS ? SS_VEC : GP, 0); // wraps past 4 GiB
+      checkSegmentAccess(cpu, seg, off, 16 | w);
+      checkSegmentAccess(cpu, seg, (off + 496) | 0, 16 | w);
+      const a = (off + cpu.segBase[seg]) | 0;
       if ((a & 15) !== 0) faultCode(GP, 0);
       if (r === 0) cpu.fpu.fxsave(a);
       else cpu.fpu.fxrstor(a);

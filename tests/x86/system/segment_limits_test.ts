@@ -274,7 +274,7 @@ systemTest(
 );
 
 segmentTest(
-  "Cpu data accesses: XLAT, OUTS, INS, BT's selected dword, x87 operands, ENTER, PUSHA, PUSH DS and far CALL check the limit",
+  "Cpu data accesses: XLAT, OUTS, INS, BT's selected dword, x87 operands, FXSAVE, ENTER, PUSHA, PUSH DS and far CALL check the limit",
   (runKernel) => {
     const g = runKernel(
       `
@@ -323,7 +323,13 @@ test_main:
 .f7: fstp dword [es:SCRATCH]
 .r7: resume_at .r8
 .f8: fnstenv [es:SCRATCH]
-.r8:
+.r8: resume_at .rx1
+.fx1: fxsave [es:SCRATCH]
+.rx1:
+  fxsave [0x9FE00]                                  ; inside: 0x9FE00-0x9FFFF
+  resume_at .rx2
+.fx2: fxrstor [0x9FE10]
+.rx2:
   mov ax, SEL_DATA0
   mov ds, ax
   mov es, ax
@@ -375,6 +381,8 @@ user:
     const at = (i: number) => g.symbol(`test_main.f${i}`);
     assertEquals(faults(g), [
       ...[1, 2, 3, 4, 5, 6, 7, 8].map((i) => [GP, 0, at(i)]),
+      [GP, 0, g.symbol("test_main.fx1")],
+      [GP, 0, g.symbol("test_main.fx2")],
       [SS_FAULT, 0, at(9)],
       ...[10, 11, 12].map((i) => [SS_FAULT, 0, g.symbol(`user.f${i}`)]),
     ]);
