@@ -1,6 +1,7 @@
 /**
  * `deno task fuzz [--seed=N] [--ops=N] [--device=NAME]...`: runs the seeded device fuzzer
- * (tools/fuzz/virtio_fuzzer.ts) against every virtio device, or the ones named, and prints one
+ * (tools/fuzz/virtio_fuzzer.ts) against every virtio device and the lguest host's hypercalls
+ * (tools/fuzz/lguest_fuzzer.ts), or the ones named, and prints one
  * line of figures per device. Exit code 1 when anything that must never happen happened: an
  * exception out of a guest access, a device error (bug) behind the transport's barrier, a write
  * outside guest RAM, a file touched outside a shared folder, or an operation that used more than
@@ -8,7 +9,18 @@
  * The same seed replays the same guest.
  */
 import { FUZZ_TARGETS } from "./fuzz/targets.ts";
+import { fuzzLguest } from "./fuzz/lguest_fuzzer.ts";
 import { fuzzDevice, type FuzzReport } from "./fuzz/virtio_fuzzer.ts";
+
+/** Every target by name: the virtio devices, then the lguest host's hypercalls (non-PAE and PAE). */
+const RUNNERS: [string, (seed: number, ops: number) => Promise<FuzzReport>][] = [
+  ...FUZZ_TARGETS.map((t): [string, (seed: number, ops: number) => Promise<FuzzReport>] => [
+    t.name,
+    (seed, ops) => fuzzDevice(t, seed, ops),
+  ]),
+  ["lguest", (seed, ops) => fuzzLguest(seed, ops, false)],
+  ["lguest-pae", (seed, ops) => fuzzLguest(seed, ops, true)],
+];
 
 function option(name: string): string | undefined {
   const a = Deno.args.find((x) => x.startsWith(`--${name}=`));
@@ -18,17 +30,17 @@ function option(name: string): string | undefined {
 const seed = Number(option("seed") ?? 1);
 const ops = Number(option("ops") ?? 100_000);
 const names = Deno.args.filter((a) => a.startsWith("--device=")).map((a) => a.slice(9));
-const unknown = names.filter((n) => !FUZZ_TARGETS.some((t) => t.name === n));
+const unknown = names.filter((n) => !RUNNERS.some(([name]) => name === n));
 if (!Number.isInteger(seed) || !Number.isInteger(ops) || ops < 1 || unknown.length > 0) {
-  const list = FUZZ_TARGETS.map((t) => t.name).join("|");
+  const list = RUNNERS.map(([name]) => name).join("|");
   console.error(`usage: deno task fuzz [--seed=N] [--ops=N] [--device=${list}]...`);
   Deno.exit(2);
 }
-const targets = names.length === 0 ? FUZZ_TARGETS : FUZZ_TARGETS.filter((t) => names.includes(t.name));
+const targets = names.length === 0 ? RUNNERS : RUNNERS.filter(([name]) => names.includes(name));
 
 let bad = false;
-for (const t of targets) {
-  const r: FuzzReport = await fuzzDevice(t, seed, ops);
+for (const [, run] of targets) {
+  const r: FuzzReport = await run(seed, ops);
   const failed = r.exceptions + r.deviceErrors + r.outsideRam + r.hostViolations + r.slowOps > 0;
   bad ||= failed;
   const fields = [

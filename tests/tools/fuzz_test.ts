@@ -1,12 +1,13 @@
 /**
  * A short fixed-seed pass of `deno task fuzz` (issue #8 §5) over every virtio device and the
- * virtio-pci transport: no exception out of a guest access, no device error behind the barrier,
+ * virtio-pci transport, the user network's packet parsers and the lguest hypercalls: no exception out of a guest access, no device error behind the barrier,
  * no write outside guest RAM, bounded heap; and the same seed replays the same guest. The long run
  * (10 M operations per device) is the tool's job; its figures are in the README.
  */
 import { assert, assertEquals } from "../assert.ts";
 import { FUZZ_TARGETS } from "../../tools/fuzz/targets.ts";
 import { fuzzDevice } from "../../tools/fuzz/virtio_fuzzer.ts";
+import { fuzzLguest } from "../../tools/fuzz/lguest_fuzzer.ts";
 
 const SEED = 0x5EED;
 const OPS = 4000;
@@ -32,5 +33,20 @@ for (const target of FUZZ_TARGETS) {
         "same seed, same guest",
       );
     }
+  });
+}
+
+for (const pae of [false, true]) {
+  Deno.test(`fuzzLguest ${pae ? "PAE" : "non-PAE"}: ${OPS} hostile hypercalls, nothing escapes`, async () => {
+    const r = await fuzzLguest(SEED, OPS, pae);
+    assertEquals([r.exceptions, r.outsideRam], [0, 0], r.firstFailure);
+    assert(r.completions > OPS / 4, `Guests survived calls (${r.completions})`);
+    assert(r.needsReset > 100, `the host stopped rule-breaking Guests (${r.needsReset})`);
+    const again = await fuzzLguest(SEED, OPS, pae);
+    assertEquals(
+      [again.completions, again.needsReset],
+      [r.completions, r.needsReset],
+      "same seed, same Guests",
+    );
   });
 }

@@ -35,7 +35,10 @@ import {
   P9_TWRITE,
   P9Server,
 } from "../../lib/backends/p9_server.ts";
+import { UserNet } from "../../lib/backends/user_net.ts";
+import type { NetClock } from "../../lib/net/net_timers.ts";
 import type { Buf } from "../../tests/virtio/virtio_driver.ts";
+import { FRAME_TEMPLATES, mangle } from "../../tests/net/malformed_frames.ts";
 import type { FuzzTarget, Rng } from "./virtio_fuzzer.ts";
 
 /** A RAM disk that throws (a device bug) when asked for bytes outside it. */
@@ -189,6 +192,31 @@ async function listing(dir: string): Promise<string> {
   return out.sort().join(",");
 }
 
+/** A clock the fuzzer moves by hand: the user network's TCP timers fire when it passes them. */
+class FuzzClock implements NetClock {
+  #nowNs = 0;
+  readonly #timers: { deadlineNs: number; callback: (nowNs: number) => void }[] = [];
+  nowNs(): number {
+    return this.#nowNs;
+  }
+  timer(_name: string, callback: (nowNs: number) => void) {
+    const t = { deadlineNs: Infinity, callback };
+    this.#timers.push(t);
+    return {
+      arm: (deadlineNs: number) => (t.deadlineNs = deadlineNs),
+      cancel: () => (t.deadlineNs = Infinity),
+    };
+  }
+  advance(ns: number): void {
+    this.#nowNs += ns;
+    for (const t of this.#timers) {
+      if (t.deadlineNs > this.#nowNs) continue;
+      t.deadlineNs = Infinity;
+      t.callback(this.#nowNs);
+    }
+  }
+}
+
 export const FUZZ_TARGETS: FuzzTarget[] = [
   {
     name: "console",
@@ -298,6 +326,32 @@ export const FUZZ_TARGETS: FuzzTarget[] = [
     good: (rng): Buf[] => {
       const msg = p9Request(rng);
       return [{ data: msg }, { writable: rng.chance(0.9) ? 8192 : 11 + rng.below(64) }];
+    },
+  },
+  {
+    // The user-mode router's packet parsers behind a real NetDevice: mangled ARP, DHCP, DNS, ICMP,
+    // UDP and TCP frames from the guest (about 3 in 4 dropped with a counted reason, the rest
+    // answered). restrict=on: no frame may make the host connect anywhere.
+    name: "user-net",
+    queues: 2,
+    make: async () => {
+      const clock = new FuzzClock();
+      const net = await UserNet.open({
+        restrict: true,
+        clock,
+        resolve: () => Promise.resolve(["192.0.2.1"]),
+      });
+      return {
+        device: new NetDevice(net, { mac: new Uint8Array([0x52, 0x54, 0x00, 0x12, 0x34, 0x56]) }),
+        hostEvent: (rng: Rng) => clock.advance(rng.below(2_000_000_000)),
+        close: () => net.close(),
+      };
+    },
+    good: (rng, q): Buf[] => {
+      if (q === 0) return [{ writable: rng.chance(0.5) ? 1526 : 12 + rng.below(3000) }];
+      const rand = () => rng.u32() / 0x1_0000_0000;
+      const frame = rng.pick(FRAME_TEMPLATES)();
+      return [{ data: new Uint8Array(12) }, { data: rng.chance(0.2) ? frame : mangle(frame, rand) }];
     },
   },
 ];
