@@ -4,13 +4,13 @@
  * into an exit code (0 powered off, 3 halted for good, 1 crashed).
  */
 import { hostErrorReason } from "../backends/file_disk.ts";
-import { Terminal, type TerminalSize } from "../backends/terminal.ts";
+import type { TerminalSize } from "../backends/terminal.ts";
 import { Machine, type RunResult } from "../machine/machine.ts";
 import { PcPlatform } from "../machine/pc_platform.ts";
 import { ACPI_RSDP_PHYS_ADDR, type PciIrqRoute, writeAcpiTables } from "../pc/acpi_tables.ts";
 import { DEFAULT_BAR_BASE, type PciHostBridge } from "../pci/pci_host_bridge.ts";
 import { LaunchError } from "../support/errors.ts";
-import { debug, warn } from "../support/log.ts";
+import { debug } from "../support/log.ts";
 import { BOOT_CS, BOOT_DS, BOOT_GDT_LIMIT, BOOT_GDT_PHYS_ADDR, writeBootGdt } from "./boot_gdt.ts";
 import { writeBootParams } from "./boot_params.ts";
 import { checkFirmwareImage } from "./firmware_image.ts";
@@ -22,15 +22,7 @@ import { EBP, EBX, EDI, ESI, ST_GDT_BASE, ST_GDT_LIMIT } from "../x86/registers.
 import type { LaunchOptions } from "./options.ts";
 import { bootLguest, chooseBootStyle } from "./lguest_launch.ts";
 import { startTrace } from "./start_trace.ts";
-
-/** Exit codes, documented in the README and `--help` (2, a launch error, is main.ts's). */
-export const EXIT_POWEROFF = 0;
-export const EXIT_CRASH = 1;
-export const EXIT_HALT = 3;
-/** The user quit from the host side with three Ctrl-C. */
-export const EXIT_QUIT = 4;
-/** Signals that end the Launcher cleanly; the exit code is 128 + the number, as a shell reports it. */
-export const EXIT_SIGNALS: Readonly<Record<string, number>> = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 };
+import { type BootResult, LaunchSession } from "./launch_session.ts";
 
 /**
  * Checks that `path` names a readable file before any slow work starts, so that every file
@@ -54,63 +46,6 @@ async function readFileOrFail(path: string, what: string): Promise<Uint8Array> {
   }
 }
 
-/**
- * The host side of one launch, which outlives a guest reboot: the terminal (its reader is taken
- * once), the signal handlers, and the Machine of the boot now running (null between boots).
- */
-class LaunchSession {
-  readonly terminal: Terminal;
-  machine: Machine | null = null;
-  /** Where terminal input goes in the current boot. */
-  input: (bytes: Uint8Array) => void = () => {};
-  /** The state dump of the current boot. */
-  describe: () => string = () => "no guest running";
-  /** The signal that ended the launch, if one did. */
-  signal: string | null = null;
-  #handlers: [Deno.Signal, () => void][] = [];
-
-  constructor() {
-    this.terminal = new Terminal({
-      onInput: (bytes) => this.input(bytes),
-      onQuit: () => this.machine?.stop("quit", "three Ctrl-C: quit from the host"),
-    });
-  }
-
-  /** Starts the terminal and takes over SIGTERM, SIGINT, SIGHUP (a clean stop) and SIGUSR2 (a dump). */
-  start(): void {
-    this.terminal.start();
-    if (Deno.build.os === "windows") return;
-    for (const name of Object.keys(EXIT_SIGNALS) as Deno.Signal[]) {
-      this.#listen(name, () => {
-        this.signal ??= name;
-        this.machine?.stop("signal", `${name} to the launcher`);
-      });
-    }
-    this.#listen("SIGUSR2", () => warn(`machine state:\n${this.describe()}`));
-  }
-
-  /** Restores the terminal. The SIGUSR2 listener stays: a dump request must never kill us. */
-  finish(): void {
-    this.terminal.restore();
-    for (const [name, handler] of this.#handlers) {
-      if (name !== "SIGUSR2") Deno.removeSignalListener(name, handler);
-    }
-    this.describe = () => "the guest has stopped";
-  }
-
-  /** The exit code for how the last boot ended: 128 + the signal when one stopped the launch. */
-  exitCodeFor(result: RunResult): number {
-    if (this.signal === null) return exitCodeFor(result);
-    warn(`guest stopped: ${this.signal} to the launcher`);
-    return 128 + EXIT_SIGNALS[this.signal];
-  }
-
-  #listen(name: Deno.Signal, handler: () => void): void {
-    Deno.addSignalListener(name, handler);
-    this.#handlers.push([name, handler]);
-  }
-}
-
 /** Runs the Guest described by `opts`; resolves to the process exit code. */
 export async function launch(opts: LaunchOptions): Promise<number> {
   if (opts.boot.kind === "firmware") {
@@ -127,46 +62,14 @@ export async function launch(opts: LaunchOptions): Promise<number> {
   const style = await chooseBootStyle(opts, rawKernel, kernelBytes);
   // Disks, links, captures and shared folders outlive guest reboots.
   const backends = await LaunchBackends.open(opts);
-  if (style.lguest) {
-    try {
-      // TODO(#8): the lguest boot still makes its own terminal per boot (not yet a LaunchSession).
-      for (;;) {
-        const result = await bootLguest(
-          opts,
-          backends,
-          opts.boot.path,
-          opts.boot.cmdline,
-          kernelBytes,
-          initrd,
-          style.pae,
-        );
-        if (result.kind === "reboot" && !opts.noReboot) {
-          debug(`guest rebooted (${result.reason}): starting it again`);
-          continue;
-        }
-        return exitCodeFor(result);
-      }
-    } finally {
-      await backends.close();
-    }
-  }
-  const session = new LaunchSession();
-  const cmdline = withTerminalSize(opts.boot.cmdline, session.terminal.size());
-  session.start();
   try {
-    for (;;) {
-      const boot = await bootLinux(opts, session, backends, cmdline, kernelBytes, initrd);
-      if (boot.result.kind === "reboot" && !opts.noReboot && session.signal === null) {
-        debug(`guest rebooted (${boot.result.reason}): starting it again`);
-        continue;
-      }
-      if (boot.result.kind === "poweroff" && boot.exitStatus >= 0 && session.signal === null) {
-        return boot.exitStatus;
-      }
-      return session.exitCodeFor(boot.result);
-    }
+    const session = new LaunchSession();
+    const cmdline = withTerminalSize(opts.boot.cmdline, session.terminal.size());
+    const boot = style.lguest
+      ? () => bootLguest(opts, session, backends, cmdline, kernelBytes, initrd, style.pae)
+      : () => bootLinux(opts, session, backends, cmdline, kernelBytes, initrd);
+    return await session.run(boot, opts.noReboot, debug);
   } finally {
-    session.finish();
     await backends.close();
   }
 }
@@ -197,12 +100,6 @@ async function kernelToLoad(opts: LaunchOptions, bytes: Uint8Array): Promise<Uin
     } ms: ${result.elf.length} bytes of ELF vmlinux`,
   );
   return result.elf;
-}
-
-/** How one boot ended, with the exit status the guest left on the exit-status port (-1: none). */
-interface BootResult {
-  result: RunResult;
-  exitStatus: number;
 }
 
 /** Boots a Linux kernel the way the x86 32-bit boot protocol describes, on the PC platform. */
@@ -278,26 +175,24 @@ async function bootLinux(
     },
   });
   debug(`ACPI tables at 0x${acpi.basePhysAddr.toString(16)}, RSDP at 0x${acpi.rsdpPhysAddr.toString(16)}`);
-  session.input = (bytes) => {
-    if (inputToHvc && hvcInput !== null) hvcInput(bytes);
-    else pc.uart.receive(bytes);
-  };
-  session.describe = () =>
-    `${machine.describe()}\n${pc.pic.describe()}\n${pc.uart.describe()}` +
-    (opts.nets.length > 0 ? `\n${devices.describe()}` : "");
-  session.machine = machine;
-  if (session.signal !== null) machine.stop("signal", `${session.signal} to the launcher`);
+  session.attach(
+    machine,
+    (bytes) => {
+      if (inputToHvc && hvcInput !== null) hvcInput(bytes);
+      else pc.uart.receive(bytes);
+    },
+    () =>
+      `${machine.describe()}\n${pc.pic.describe()}\n${pc.uart.describe()}` +
+      (opts.nets.length > 0 ? `\n${devices.describe()}` : ""),
+  );
   const started = performance.now();
   const trace = startTrace(machine, opts);
   try {
     return { result: await machine.run(), exitStatus: pc.debugPorts.exitStatus };
   } finally {
     trace?.close();
-    session.machine = null;
-    session.input = () => {};
-    session.describe = () => "between boots";
+    session.detach();
     unwatchResize();
-    terminal.flush();
     await devices.close();
     const seconds = (performance.now() - started) / 1000;
     const n = machine.cpu.instructionsRetired();
@@ -346,9 +241,11 @@ async function launchFirmware(opts: LaunchOptions, path: string): Promise<number
     onReset: () => machine.stop("reboot", "the guest reset the machine"),
     powerOn: true,
   });
-  session.input = (bytes) => pc.uart.receive(bytes);
-  session.describe = () => `${machine.describe()}\n${pc.pic.describe()}\n${pc.uart.describe()}`;
-  session.machine = machine;
+  session.attach(
+    machine,
+    (bytes) => pc.uart.receive(bytes),
+    () => `${machine.describe()}\n${pc.pic.describe()}\n${pc.uart.describe()}`,
+  );
   machine.cpu.reset();
   debug(
     `firmware "${path}" (${rom.length / 1024} KiB) at 0x${image.lowPhysAddr.toString(16)} and 0x${
@@ -362,31 +259,8 @@ async function launchFirmware(opts: LaunchOptions, path: string): Promise<number
     result = await machine.run();
   } finally {
     trace?.close();
-    session.machine = null;
+    session.detach();
     session.finish();
   }
   return session.exitCodeFor(result);
-}
-
-/** Reports how the Guest stopped and picks the exit code. */
-export function exitCodeFor(result: RunResult): number {
-  switch (result.kind) {
-    case "poweroff":
-      return EXIT_POWEROFF;
-    case "halt":
-      warn(result.reason);
-      return EXIT_HALT;
-    case "reboot":
-      warn(`guest rebooted: ${result.reason}`);
-      return EXIT_POWEROFF;
-    case "quit":
-      warn(`guest stopped: ${result.reason}`);
-      return EXIT_QUIT;
-    case "signal":
-      warn(`guest stopped: ${result.reason}`);
-      return EXIT_CRASH; // launch() returns 128 + the signal's number instead
-    default:
-      warn(`guest stopped: ${result.reason}`);
-      return EXIT_CRASH;
-  }
 }

@@ -4,14 +4,14 @@
  * no PC chips at all, only the PCI host bridge and the virtio-pci devices, lguest's zero page at 0
  * and the host side of the ABI (lib/lguest/lguest_host.ts) in the CPU's delivery hook.
  */
-import { Terminal } from "../backends/terminal.ts";
-import { Machine, type RunResult } from "../machine/machine.ts";
+import { Machine } from "../machine/machine.ts";
 import { LguestHost } from "../lguest/lguest_host.ts";
 import { detectLguestKernel } from "../lguest/lguest_kernel.ts";
 import { debug, warn } from "../support/log.ts";
 import { writeBootParams } from "./boot_params.ts";
 import { decompressBzImagePayload } from "./bzimage_payload.ts";
 import { loadKernelImage } from "./kernel_image.ts";
+import type { BootResult, LaunchSession } from "./launch_session.ts";
 import type { LaunchOptions } from "./options.ts";
 import { PanicWatch } from "./panic_watch.ts";
 import { startTrace } from "./start_trace.ts";
@@ -57,16 +57,21 @@ export async function chooseBootStyle(
   return { lguest: info.lguest, pae: info.pae };
 }
 
-/** Boots `kernelBytes` as an lguest Guest and runs it until it stops. */
+/**
+ * Boots `kernelBytes` as an lguest Guest in `session` and runs it until it stops. Each call is a
+ * fresh start (lguest's restart_guest re-executed the launcher): new RAM, new Devices, the same
+ * Backends (the files and links stay open across the restart).
+ */
 export async function bootLguest(
   opts: LaunchOptions,
+  session: LaunchSession,
   backends: LaunchBackends,
-  kernelPath: string,
   cmdline: string,
   kernelBytes: Uint8Array,
   initrd: Uint8Array | undefined,
   pae: boolean,
-): Promise<RunResult> {
+): Promise<BootResult> {
+  const kernelPath = opts.boot.path;
   if (/(?:^|\s)console=ttyS/.test(cmdline)) {
     warn("an lguest Guest has no serial port: its console is hvc0 (console=hvc0), not ttyS0");
   }
@@ -91,11 +96,9 @@ export async function bootLguest(
         : ""),
   );
   // The console is hvc0 (virtio-console): there is no UART, so all input goes there.
+  const terminal = session.terminal;
   let hvcInput: ((bytes: Uint8Array) => void) | null = null;
-  const terminal = new Terminal({
-    onInput: (bytes) => hvcInput?.(bytes),
-    onQuit: () => machine.stop("killed", "three Ctrl-C within a second"),
-  });
+  let unwatchResize = () => {};
   const panicWatch = new PanicWatch((reason) => machine.stop("panic", reason));
   const devices = await attachVirtioDevices(machine, host.irqs, opts, backends, {
     write: (bytes) => {
@@ -103,22 +106,25 @@ export async function bootLguest(
       panicWatch.write(bytes);
     },
     onInput: (cb) => hvcInput = cb,
+    size: () => terminal.size(),
+    onResize: (cb) => unwatchResize = terminal.onResize(cb),
   });
-  terminal.start();
+  session.attach(
+    machine,
+    (bytes) => hvcInput?.(bytes),
+    () =>
+      `${machine.describe()}\n${host.describe()}` + (opts.nets.length > 0 ? `\n${devices.describe()}` : ""),
+  );
   const started = performance.now();
-  const dumpState = () => warn(`machine state:\n${machine.describe()}\n${host.describe()}`);
-  const dumpSignal = Deno.build.os === "windows" ? null : "SIGUSR2";
-  if (dumpSignal) Deno.addSignalListener(dumpSignal, dumpState);
   const trace = startTrace(machine, opts);
   try {
     const result = await machine.run();
     if (result.kind === "poweroff") debug(result.reason);
-    return result;
+    return { result, exitStatus: -1 };
   } finally {
     trace?.close();
-    if (dumpSignal) Deno.removeSignalListener(dumpSignal, dumpState);
-    terminal.flush();
-    terminal.restore();
+    session.detach();
+    unwatchResize();
     await devices.close();
     const seconds = (performance.now() - started) / 1000;
     const n = machine.cpu.instructionsRetired();

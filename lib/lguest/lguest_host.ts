@@ -473,16 +473,24 @@ export class LguestHost {
     void a4;
   }
 
+  /**
+   * LHCALL_SHUTDOWN. A restart restarts even when the reason cannot be read: lguest's host set
+   * `dead = ERR_PTR(-ERESTART)` after the failed read's kill_guest, and Linux passes `__pa(NULL)`
+   * (0x40000000 with the 3G/1G split) when `reboot -f` gives no reason (kernel_restart(NULL)).
+   */
   #shutdown(msgPhysAddr: number, code: number): void {
-    if (!this.#mem.contains(msgPhysAddr, SHUTDOWN_MESSAGE_BYTES)) {
-      this.kill(`bad read address 0x${msgPhysAddr.toString(16)} len ${SHUTDOWN_MESSAGE_BYTES}`);
-      return;
+    const readable = this.#mem.contains(msgPhysAddr, SHUTDOWN_MESSAGE_BYTES);
+    let msg = "";
+    if (readable) {
+      const bytes = this.#mem.readView(msgPhysAddr, SHUTDOWN_MESSAGE_BYTES - 1);
+      const end = bytes.indexOf(0);
+      msg = new TextDecoder("latin1").decode(end === -1 ? bytes : bytes.subarray(0, end));
     }
-    const bytes = this.#mem.readView(msgPhysAddr, SHUTDOWN_MESSAGE_BYTES - 1);
-    const end = bytes.indexOf(0);
-    const msg = new TextDecoder("latin1").decode(end === -1 ? bytes : bytes.subarray(0, end));
-    if (code === LGUEST_SHUTDOWN_RESTART) this.kill(`the guest restarted: ${msg}`, "reboot");
-    else if (msg === POWER_DOWN_REASON) this.kill(`the guest powered off: ${msg}`, "poweroff");
+    if (code === LGUEST_SHUTDOWN_RESTART) {
+      this.kill(`the guest restarted${readable ? `: ${msg}` : " (no reason given)"}`, "reboot");
+    } else if (!readable) {
+      this.kill(`bad read address 0x${msgPhysAddr.toString(16)} len ${SHUTDOWN_MESSAGE_BYTES}`);
+    } else if (msg === POWER_DOWN_REASON) this.kill(`the guest powered off: ${msg}`, "poweroff");
     else this.kill(msg, "panic");
   }
 

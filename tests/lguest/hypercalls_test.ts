@@ -87,6 +87,9 @@ why: db "VFS: Unable to mount root fs on unknown-block(0,0)", 0
   assertEquals(panic.result, { kind: "panic", reason: "VFS: Unable to mount root fs on unknown-block(0,0)" });
   const bad = await runGuest(`test_main:\n  shutdown 0x3FFFFC0, 1\n`);
   assertEquals(bad.result, { kind: "error", reason: "bad read address 0x3ffffc0 len 128" });
+  // reboot -f: Linux passes __pa(NULL) = 0x40000000; lguest restarted all the same.
+  const noReason = await runGuest(`test_main:\n  shutdown 0x40000000, 2\n`);
+  assertEquals(noReason.result, { kind: "reboot", reason: "the guest restarted (no reason given)" });
 });
 
 lguestTest("LHCALL_LOAD_GDT_ENTRY raises DPL 0 to 1, sets accessed, ignores the host's entries", async () => {

@@ -11,6 +11,7 @@ function assertStringIncludes(actual: string, expected: string): void {
 }
 import { makeBzImage, makeElf32 } from "../launcher/kernel_fixtures.ts";
 import { assembleGuest, lguestTest } from "./lguest_guest.ts";
+import { assertRestored, tmuxAvailable, TmuxLauncher } from "../boot/tmux_launcher.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 
@@ -187,3 +188,290 @@ ready: db "halting", 10, 0
     assertStringIncludes(err, "halted=true");
   });
 });
+
+/**
+ * A Guest that counts its boots on a --block disk (byte 0 of sector 0), through a virtio-blk driver
+ * that reaches 00:02.0's registers through the VIRTIO_PCI_CAP_PCI_CFG window and polls the used
+ * ring: each boot checks that RAM is fresh (a mark it leaves at 31 MiB is gone) and that the device
+ * was reset, prints its number, then restarts while the count is below 3 and powers off at 3.
+ */
+const RESTART_COUNTER = `
+%define BLK_DEV 0x80001000     ; conf1 address of 00:02.0: the first --block, after the console
+%define FRESH_MARK 0x1F00000
+test_main:
+  mov dword [LD_blocked], 0xFFFFFFFF   ; no interrupts: the driver polls
+  cmp dword [FRESH_MARK], 0
+  jne fail_ram
+  mov dword [FRESH_MARK], 0x600DB007
+  mov eax, BLK_DEV
+  call pci_read
+  cmp eax, 0x10421AF4
+  jne fail
+  call blk_find_cap
+  mov ebx, 0x14                 ; device_status before our reset: a fresh device says 0
+  mov edi, 1
+  call bar_read
+  test eax, eax
+  jnz fail_reset
+  mov ecx, 0
+  call set_status
+  mov ecx, 3                    ; ACKNOWLEDGE | DRIVER
+  call set_status
+  mov ebx, 0x08                 ; driver_feature_select 1: VIRTIO_F_VERSION_1 (bit 32)
+  mov ecx, 1
+  mov edi, 4
+  call bar_write
+  mov ebx, 0x0C
+  call bar_write
+  mov ecx, 0x0B                 ; | FEATURES_OK
+  call set_status
+  mov ebx, 0x16                 ; queue_select 0, size 8, rings, enable
+  xor ecx, ecx
+  mov edi, 2
+  call bar_write
+  mov ebx, 0x18
+  mov ecx, 8
+  call bar_write
+  mov edi, 4
+  mov ebx, 0x20
+  mov ecx, vq_desc
+  call bar_write
+  mov ebx, 0x28
+  mov ecx, vq_avail
+  call bar_write
+  mov ebx, 0x30
+  mov ecx, vq_used
+  call bar_write
+  mov ebx, 0x1C
+  mov ecx, 1
+  mov edi, 2
+  call bar_write
+  mov ecx, 0x0F                 ; | DRIVER_OK
+  call set_status
+  xor eax, eax                  ; VIRTIO_BLK_T_IN
+  call blk_request
+  movzx eax, byte [sector_buf]
+  inc eax
+  mov [sector_buf], al
+  add al, '0'
+  mov [boot_digit], al
+  mov eax, 1                    ; VIRTIO_BLK_T_OUT
+  call blk_request
+  mov ebx, boot_msg
+  call early_puts
+  cmp byte [sector_buf], 3
+  jae .off
+  shutdown msg_restart, 2
+.off:
+  poweroff
+
+; set_status: ECX = device_status
+set_status:
+  mov ebx, 0x14
+  mov edi, 1
+  jmp bar_write
+
+; blk_find_cap: [blk_cap] = config offset of 00:02.0's VIRTIO_PCI_CAP_PCI_CFG capability
+blk_find_cap:
+  mov eax, BLK_DEV + 0x34
+  call pci_read
+  movzx esi, al
+.next:
+  test esi, esi
+  jz fail
+  lea eax, [esi + BLK_DEV]
+  call pci_read
+  mov ecx, eax
+  shr ecx, 24
+  cmp ecx, 5
+  je .found
+  shr eax, 8
+  movzx esi, al
+  jmp .next
+.found:
+  mov [blk_cap], esi
+  ret
+
+; cfg_window: point the PCI_CFG window at BAR0 offset EBX, EDI bytes wide
+cfg_window:
+  push ecx
+  mov esi, [blk_cap]
+  lea eax, [esi + BLK_DEV + 4]
+  xor ecx, ecx
+  call pci_write
+  lea eax, [esi + BLK_DEV + 8]
+  mov ecx, ebx
+  call pci_write
+  lea eax, [esi + BLK_DEV + 12]
+  mov ecx, edi
+  call pci_write
+  pop ecx
+  ret
+
+; bar_write: BAR0[EBX] = ECX, EDI bytes
+bar_write:
+  pushad
+  call cfg_window
+  lea eax, [esi + BLK_DEV + 16]
+  call pci_write
+  popad
+  ret
+
+; bar_read: EAX = BAR0[EBX], EDI bytes
+bar_read:
+  push ecx
+  push edx
+  push esi
+  call cfg_window
+  lea eax, [esi + BLK_DEV + 16]
+  call pci_read
+  cmp edi, 4
+  je .done
+  movzx eax, al
+.done:
+  pop esi
+  pop edx
+  pop ecx
+  ret
+
+; blk_request: EAX = request type, sector 0, data in sector_buf; waits for the used ring
+blk_request:
+  pushad
+  mov [req_type], eax
+  mov byte [req_status], 0xFF
+  mov word [vq_desc + 16 + 12], 3  ; NEXT | WRITE: the device fills sector_buf
+  test eax, eax
+  jz .queued
+  mov word [vq_desc + 16 + 12], 1  ; NEXT: the device reads it
+.queued:
+  movzx eax, word [vq_avail + 2]
+  and eax, 7
+  mov word [vq_avail + 4 + eax * 2], 0
+  inc word [vq_avail + 2]
+  mov ebx, 0x3000               ; queue 0's doorbell (queue_notify_off 0)
+  xor ecx, ecx
+  mov edi, 2
+  call bar_write
+.wait:
+  mov ax, [vq_used + 2]
+  cmp ax, [vq_avail + 2]
+  jne .wait
+  cmp byte [req_status], 0
+  jne fail
+  popad
+  ret
+
+fail_ram:
+  shutdown msg_ram, 1
+fail_reset:
+  shutdown msg_reset, 1
+fail:
+  shutdown msg_fail, 1
+
+msg_restart: db "Restarting system", 0
+  times 128 db 0
+msg_ram: db "restart test: RAM was not fresh", 0
+  times 128 db 0
+msg_reset: db "restart test: the block device was not reset", 0
+  times 128 db 0
+msg_fail: db "restart test: virtio-blk request failed", 0
+  times 128 db 0
+boot_msg: db "restart-test boot "
+boot_digit: db "?", 10, 0
+align 4
+blk_cap: dd 0
+req_type: dd 0
+req_reserved: dd 0
+req_sector: dq 0
+req_status: db 0
+align 16
+vq_desc:
+  dq req_type
+  dd 16
+  dw 1, 1
+  dq sector_buf
+  dd 512
+  dw 1, 2
+  dq req_status
+  dd 1
+  dw 2, 0
+  times 5 * 16 db 0
+vq_avail:
+  dw 1, 0                       ; VIRTQ_AVAIL_F_NO_INTERRUPT, idx
+  times 8 dw 0
+  dw 0
+align 4
+vq_used:
+  dw 0, 0
+  times 8 dd 0, 0
+  dw 0
+align 512
+sector_buf: times 512 db 0
+`;
+
+lguestTest(
+  "main restarts an lguest Guest afresh on SHUTDOWN(RESTART), twice, then exits 0 on power-off",
+  async () => {
+    await withFile(guestElf(RESTART_COUNTER), async (path) => {
+      const disk = await Deno.makeTempFile({ prefix: "lguest_restart_disk_" });
+      try {
+        await Deno.writeFile(disk, new Uint8Array(64 * 1024));
+        // Piped stdin that stays open: the terminal outlives each boot.
+        const child = new Deno.Command(Deno.execPath(), {
+          args: ["run", "-A", "--quiet", MAIN, "--verbose", `--block=${disk}`, "64", path],
+          stdin: "piped",
+          stdout: "piped",
+          stderr: "piped",
+          env: { NO_COLOR: "1" },
+        }).spawn();
+        const out = await child.output();
+        const stdout = new TextDecoder().decode(out.stdout), stderr = new TextDecoder().decode(out.stderr);
+        assertEquals(out.code, 0, stderr);
+        assertEquals(stdout.match(/restart-test boot \d/g), [
+          "restart-test boot 1",
+          "restart-test boot 2",
+          "restart-test boot 3",
+        ]);
+        assertEquals(stderr.match(/starting it again/g)?.length, 2, stderr);
+        assertStringIncludes(stderr, "the guest restarted: Restarting system");
+        assertEquals((await Deno.readFile(disk))[0], 3);
+        // --no-reboot: the first restart ends the launcher.
+        await Deno.writeFile(disk, new Uint8Array(64 * 1024));
+        const once = await lguest("--no-reboot", `--block=${disk}`, "64", path);
+        assertEquals(once.code, 0, once.stderr);
+        assertEquals(once.stdout.match(/restart-test boot \d/g), ["restart-test boot 1"]);
+        assertStringIncludes(once.stderr, "guest rebooted: the guest restarted: Restarting system");
+        assertEquals((await Deno.readFile(disk))[0], 1);
+      } finally {
+        await Deno.remove(disk);
+      }
+    });
+  },
+);
+
+lguestTest(
+  "main on a tmux terminal restarts an lguest Guest twice, then exits 0 with the terminal restored",
+  async () => {
+    if (!tmuxAvailable()) {
+      console.warn("tmux is not installed: the terminal half of the lguest restart test is skipped");
+      return;
+    }
+    await withFile(guestElf(RESTART_COUNTER), async (path) => {
+      const dir = await Deno.makeTempDir();
+      const t = new TmuxLauncher(dir);
+      try {
+        await Deno.writeFile(`${dir}/disk`, new Uint8Array(64 * 1024));
+        t.start([`--block=${dir}/disk`, "64", path]);
+        const code = await t.exitCode(120_000);
+        const stderr = await Deno.readTextFile(`${dir}/stderr`);
+        assertEquals(code, 0, `${stderr}\n${t.screen()}`);
+        assertEquals(t.screen().match(/restart-test boot \d/g)?.length, 3, t.screen());
+        assertEquals((await Deno.readFile(`${dir}/disk`))[0], 3);
+        await assertRestored(dir);
+      } finally {
+        t.kill();
+        await Deno.remove(dir, { recursive: true }).catch(() => {});
+      }
+    });
+  },
+);
