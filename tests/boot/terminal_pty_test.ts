@@ -1,9 +1,10 @@
 /**
  * The Launcher on a real terminal (issue #8), through tmux, a terminal emulator that answers the
- * shell's cursor-position query (ESC[6n) as a user's terminal does: the guest's serial console gets
- * the terminal's size, a guest reboot keeps the terminal working, three Ctrl-C typed at the busybox
- * prompt quit (exit code 4), and SIGTERM ends the launcher (143); each time the terminal is restored
- * (canonical mode and echo back on). Skipped where tmux is not installed (.ci/run installs it).
+ * shell's cursor-position query (ESC[6n) as a user's terminal does: the guest's serial console and
+ * hvc0 get the terminal's size and hvc0 follows a resize (a config interrupt on SIGWINCH), a guest
+ * reboot keeps the terminal working, three Ctrl-C typed at the busybox prompt quit (exit code 4),
+ * and SIGTERM ends the launcher (143); each time the terminal is restored (canonical mode and echo
+ * back on). Skipped where tmux is not installed (.ci/run installs it).
  */
 import { assert, assertEquals } from "../assert.ts";
 import { guest, skipReason } from "../tools/guest_fixture.ts";
@@ -19,7 +20,7 @@ const FAST_ARGS = ["console=ttyS0", "cryptomgr.notests=1", "noisapnp"];
 
 Deno.test({
   name:
-    "launcher on a tmux terminal: guest sized like it, survives reboot -f, three Ctrl-C at the prompt quit",
+    "launcher on a tmux terminal: ttyS0 and hvc0 sized like it, hvc0 follows a resize, survives reboot -f, three Ctrl-C at the prompt quit",
   ignore,
   sanitizeResources: false,
   async fn() {
@@ -27,10 +28,23 @@ Deno.test({
     const dir = await Deno.makeTempDir();
     const t = new TmuxLauncher(dir);
     try {
-      t.start(["--deterministic", `--initrd=${g.initrd}`, "256", g.vmlinux ?? g.kernel, ...FAST_ARGS]);
+      // Both consoles, hvc0 last (the shell's): ttyS0 gets its size from lguest_tty= through the
+      // init, hvc0 from virtio-console's VIRTIO_CONSOLE_F_SIZE, and follows the window's resize.
+      t.start([
+        "--deterministic",
+        `--initrd=${g.initrd}`,
+        "256",
+        g.vmlinux ?? g.kernel,
+        ...FAST_ARGS,
+        "console=hvc0",
+      ]);
       await t.waitFor(/\/ # /, BOOT_TIMEOUT_MS);
-      t.tmux("send-keys", "-t", "vm", "stty size; echo size-checked", "Enter");
-      await t.waitFor(/30 100\s+size-checked/, 60_000);
+      t.tmux("send-keys", "-t", "vm", "stty size; stty -F /dev/ttyS0 size; echo size-checked", "Enter");
+      await t.waitFor(/30 100\s+30 100\s+size-checked/, 60_000);
+      t.tmux("resize-window", "-t", "vm", "-x", "120", "-y", "40");
+      await delay(1000);
+      t.tmux("send-keys", "-t", "vm", "stty size; echo resize-checked", "Enter");
+      await t.waitFor(/40 120\s+resize-checked/, 60_000);
       t.tmux("send-keys", "-t", "vm", "reboot -f", "Enter");
       await t.waitFor(/LGUEST-TS-READY/, BOOT_TIMEOUT_MS, 2);
       await t.waitFor(/\/ # /, BOOT_TIMEOUT_MS, 3);
