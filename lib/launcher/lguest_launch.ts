@@ -6,6 +6,7 @@
  */
 import { Machine } from "../machine/machine.ts";
 import { LguestHost } from "../lguest/lguest_host.ts";
+import { EXIT_STATUS_PORT } from "../pc/debug_ports.ts";
 import { detectLguestKernel } from "../lguest/lguest_kernel.ts";
 import { debug, warn } from "../support/log.ts";
 import { writeBootParams } from "./boot_params.ts";
@@ -115,12 +116,21 @@ export async function bootLguest(
     () =>
       `${machine.describe()}\n${host.describe()}` + (opts.nets.length > 0 ? `\n${devices.describe()}` : ""),
   );
+  // The exit-status register (lguest_run=): the one port beyond PCI that an lguest Guest can write.
+  let exitStatus = -1;
+  machine.ports.register(EXIT_STATUS_PORT, 1, "exit-status", {
+    read: () => 0xFF,
+    write: (_offset, _size, value) => {
+      exitStatus = value & 0xFF;
+      debug(`guest exit status ${exitStatus}`);
+    },
+  });
   const started = performance.now();
   const trace = startTrace(machine, opts);
   try {
     const result = await machine.run();
     if (result.kind === "poweroff") debug(result.reason);
-    return { result, exitStatus: -1 };
+    return { result, exitStatus };
   } finally {
     trace?.close();
     session.detach();

@@ -3,9 +3,10 @@
  * with IOPL 0, IN/OUT raise #GP(0); we decode the instruction (E4-E7, EC-EF, with an optional 66
  * prefix) and perform it: PCI configuration mechanism #1 (0xCF8-0xCFF) goes to the bus, a read of port
  * 0x64 returns 1 (an i8042 status that makes probes give up), every other read is all ones and every
- * other write is dropped. A raw CLI (FA) is skipped. String I/O and anything else is not emulated.
+ * other write is dropped (but for our exit-status port). A raw CLI (FA) is skipped. String I/O and anything else is not emulated.
  */
 import type { PortBus } from "../machine/bus.ts";
+import { EXIT_STATUS_PORT } from "../pc/debug_ports.ts";
 import type { Cpu } from "../x86/cpu.ts";
 import { EAX, EDX } from "../x86/registers.ts";
 import { fetch8 } from "../x86/mmu.ts";
@@ -23,9 +24,14 @@ export function lguestPortRead(ports: PortBus, port: number, size: number): numb
   return mask;
 }
 
-/** An emulated port write: only PCI configuration space is listening. */
+/**
+ * An emulated port write: PCI configuration space is listening, and (our one addition to lguest's
+ * rules) a byte to the exit-status port, so the reference guest's `lguest_run=` status reaches the
+ * Launcher's exit code as it does on a PC (lib/pc/debug_ports.ts).
+ */
 export function lguestPortWrite(ports: PortBus, port: number, size: number, value: number): void {
   if (port >= PCI_CONF1_FIRST && port + size - 1 <= PCI_CONF1_LAST) ports.write(port, size, value);
+  else if (port === EXIT_STATUS_PORT && size === 1) ports.write(port, size, value);
 }
 
 /**

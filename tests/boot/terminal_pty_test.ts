@@ -47,7 +47,7 @@ Deno.test({
       await t.waitFor(/40 120\s+resize-checked/, 60_000);
       t.tmux("send-keys", "-t", "vm", "reboot -f", "Enter");
       await t.waitFor(/LGUEST-TS-READY/, BOOT_TIMEOUT_MS, 2);
-      await t.waitFor(/\/ # /, BOOT_TIMEOUT_MS, 3);
+      await t.waitFor(/\/ # /, BOOT_TIMEOUT_MS, 4); // boot 1 showed three
       t.tmux("send-keys", "-t", "vm", "echo second-$((20+22))", "Enter");
       await t.waitFor(/second-42\s/, 60_000);
       // Typing speed: 0.2 s apart. Each ^C makes ash print a new prompt and ask ESC[6n; tmux answers.

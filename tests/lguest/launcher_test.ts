@@ -475,3 +475,22 @@ lguestTest(
     });
   },
 );
+
+lguestTest(
+  "main: a byte an lguest Guest writes to the exit-status port is the exit code at power-off",
+  async () => {
+    const body = `
+test_main:
+  mov al, 7
+  out 0xF4, al                  ; #GP(0) at CPL 1: emulated, as /dev/port's outb in lguest_run=
+  mov al, 9
+  out 0x80, al                  ; any other port: dropped, as lguest's launcher did
+  poweroff
+`;
+    await withFile(guestElf(body), async (path) => {
+      const r = await lguest("--verbose", "64", path);
+      assertEquals(r.code, 7, r.stderr);
+      assertStringIncludes(r.stderr, "guest exit status 7");
+    });
+  },
+);
