@@ -99,14 +99,21 @@ export class GuestProcess {
     return this.#output.slice(start, end).replace(/\r/g, "");
   }
 
-  /** Waits for the process to exit; returns its exit code. */
-  async exit(timeoutMs: number): Promise<number> {
+  /**
+   * Closes the Guest's input and waits for the process to exit; returns its exit code. Closing the
+   * input is itself input: at its end of file the console types ^D into the Guest (terminal.ts),
+   * at a moment set by the host. A Guest that ends by itself and whose run must not depend on host
+   * timing (a deterministic boot compared instruction for instruction) passes `{ keepInput: true }`:
+   * its input stays open until it has exited.
+   */
+  async exit(timeoutMs: number, options: { keepInput?: boolean } = {}): Promise<number> {
     const timer = setTimeout(() => {
       try {
         this.child.kill("SIGKILL");
       } catch { /* already gone */ }
     }, timeoutMs);
     try {
+      if (options.keepInput === true) await this.child.status;
       await this.#writer.close().catch(() => {});
       const status = await this.child.status;
       await this.#done;
