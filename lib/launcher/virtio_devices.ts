@@ -19,7 +19,7 @@ import { debug, warn } from "../support/log.ts";
 import { type BlockBackend, BlockDevice } from "../virtio/block.ts";
 import { type ConsoleBackend, ConsoleDevice } from "../virtio/console.ts";
 import { NetDevice } from "../virtio/net.ts";
-import { P9Device } from "../virtio/p9.ts";
+import { type P9Backend, P9Device } from "../virtio/p9.ts";
 import { RngDevice } from "../virtio/rng.ts";
 import type { VirtioDevice } from "../virtio/virtio_device.ts";
 import { VirtioPci } from "../virtio/virtio_pci.ts";
@@ -131,6 +131,17 @@ function trackedDisk(disk: BlockBackend, machine: Machine): BlockBackend {
   };
 }
 
+/** A 9P server whose every request the machine waits for at the end of a slice (deterministic runs). */
+function trackedShare(server: P9Backend, machine: Machine): P9Backend {
+  return {
+    get msize() {
+      return server.msize;
+    },
+    handle: (msg, replyCapacity) => machine.trackHostIo(server.handle(msg, replyCapacity)),
+    reset: () => server.reset(),
+  };
+}
+
 export async function attachVirtioDevices(
   machine: Machine,
   irq: IrqSink,
@@ -185,7 +196,10 @@ export async function attachVirtioDevices(
     for (const [i, sh] of opts.shares.entries()) {
       const server = new P9Server(backends.shares[i]);
       closers.push(() => Promise.resolve(server.reset()));
-      plug(new P9Device(server, sh.tag), `virtio-9p${i}`);
+      plug(
+        new P9Device(opts.deterministic ? trackedShare(server, machine) : server, sh.tag),
+        `virtio-9p${i}`,
+      );
     }
     if (opts.rng) {
       plug(new RngDevice(opts.deterministic ? new SeededEntropy() : new HostEntropy()), "virtio-rng");

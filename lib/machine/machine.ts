@@ -7,7 +7,7 @@
  */
 import type { StopKind } from "../support/errors.ts";
 import { debug } from "../support/log.ts";
-import { sleep, yieldNow } from "../support/yield_now.ts";
+import { nextTurn, sleep, yieldNow } from "../support/yield_now.ts";
 import { Cpu } from "../x86/cpu.ts";
 import { instructionsAtEip, traceLine } from "../x86/instruction_view.ts";
 import { MmioBus, PortBus } from "./bus.ts";
@@ -69,7 +69,7 @@ export class Machine {
   /** Called after each slice (devices that poll, lguest's interrupt delivery...). */
   readonly afterSlice: (() => void)[] = [];
   /**
-   * Host I/O that guest-visible state waits on (block reads and writes). In deterministic mode the
+   * Host I/O that guest-visible state waits on (block requests, 9P requests). In deterministic mode the
    * run loop lets all of it finish at the end of the slice that started it, so when a completion
    * reaches the guest does not depend on how fast the host disk was.
    */
@@ -149,8 +149,7 @@ export class Machine {
         const sample = Math.max((clock.hostNs() - started) / retired, 0.5);
         this.#hostNsPerInstruction += (sample - this.#hostNsPerInstruction) * 0.25;
       }
-      // A device's completion continues it (the next request of a ring): wait until none is left.
-      while (deterministic && this.#hostIo.size > 0) await Promise.allSettled([...this.#hostIo]);
+      if (deterministic && this.#hostIo.size > 0) await this.#settleHostIo();
       clock.runDue();
       for (const f of this.afterSlice) f();
       if (cpu.stopReason === "shutdown") {
@@ -187,6 +186,21 @@ export class Machine {
       if (n === 0 || cpu.halted || cpu.stopReason !== "") break;
     }
     return retired;
+  }
+
+  /**
+   * Deterministic mode, at the end of a slice: waits until the host I/O the slice started has
+   * finished and every device has acted on it (pushed its used buffers, raised its interrupt), so
+   * the next slice starts from the same state however fast the host was. A device acts in the
+   * promise continuations after its backend's promise settles, and how many microtask turns that
+   * takes is its own business: one event-loop turn runs them all. A completion may start the
+   * ring's next request (tracked again): repeat until none is left.
+   */
+  async #settleHostIo(): Promise<void> {
+    while (this.#hostIo.size > 0) {
+      while (this.#hostIo.size > 0) await Promise.allSettled([...this.#hostIo]);
+      await nextTurn();
+    }
   }
 
   /** The CPU is halted: wait for the next timer or host event, or end a guest that can never wake. */

@@ -19,6 +19,19 @@ export function yieldNow(): Promise<void> {
   });
 }
 
+/**
+ * yieldNow() that also keeps the process alive until the turn comes (the channel does not: a caller
+ * waiting on it with nothing else pending would see Deno end the event loop under it).
+ */
+export async function nextTurn(): Promise<void> {
+  const keepAlive = setTimeout(() => {}, 60_000);
+  try {
+    await yieldNow();
+  } finally {
+    clearTimeout(keepAlive);
+  }
+}
+
 /** Resolves after `ms` milliseconds, or earlier when `wake` is signalled. */
 export function sleep(ms: number, signal?: { promise: Promise<void> }): Promise<void> {
   return new Promise((resolve) => {
