@@ -7,7 +7,8 @@
  * interpreter. At every fault the harness plays the guest's handler (it maps the page, or fixes the
  * divisor) and compares EIP, registers, flags, CR2, the retired count and the memory around every
  * fault site; at the end all touched memory and the interrupts taken, with the same instruction
- * count and EIP at each delivery.
+ * count and EIP at each delivery. And code rewritten through another linear mapping of its
+ * physical page, after it was translated, runs afresh.
  */
 import { assert, assertEquals } from "../../assert.ts";
 import { GuestMemory } from "../../../lib/machine/guest_memory.ts";
@@ -235,5 +236,51 @@ Deno.test({
           `${on.unitFaults} of ${on.faults}: ${on.cpu.jit.describe()}`,
         );}
     }
+  },
+});
+
+Deno.test({
+  name: "translator: code rewritten through another linear mapping of its page runs afresh",
+  ignore,
+  fn() {
+    // Linear ALIAS maps the code's physical page too: the store goes through the alias (another
+    // soft-TLB entry), so only the physical page's invalidation can catch it. The inner loop gets
+    // hot and translated between patches.
+    const ALIAS = 0x500000, ROUNDS = 40, INNER = 1000;
+    const { bytes } = assemble(`
+bits 32
+org ${CODE}
+  mov ebx, ${ROUNDS}
+outer:
+  mov [${ALIAS} + patch - $$], bl   ; the ADD's immediate, through the alias
+  mov edx, ${INNER}
+inner:
+  add eax, byte 0
+patch equ $ - 1
+  dec edx
+  jnz inner
+  dec ebx
+  jnz outer
+  hlt
+`);
+    const results: string[] = [];
+    for (const jit of ["off", "eager", "hot"] as const) {
+      const { cpu, mem } = machine(bytes, 0, jit);
+      mem.writeU32(FP_PTE + ((ALIAS - FP) >>> 12) * 4, CODE | 7);
+      for (let guard = 0; !cpu.halted && cpu.stopReason === "" && guard < 1_000_000; guard++) {
+        cpu.execute(997);
+      }
+      assertEquals(cpu.stopReason, "");
+      assertEquals(cpu.regs[0], INNER * ROUNDS * (ROUNDS + 1) / 2, `${jit}: ${cpu.jit.describe()}`);
+      if (jit !== "off") {
+        // Translated, invalidated by a patch, translated again.
+        assert(cpu.jit.stats.units >= 2 && cpu.jit.stats.compiledInstructions > 0, cpu.jit.describe());
+      }
+      results.push(
+        `n=${cpu.instructionsRetired()} eip=${cpu.eip} regs=${cpu.regs.join(",")} eflags=${cpu.getEflags()}`,
+      );
+    }
+    assertEquals(results[1], results[0]);
+    assertEquals(results[2], results[0]);
   },
 });
