@@ -5,7 +5,9 @@
  * instructions x 10 ns) and MIPS, plus the time to the userspace marker and the translator's
  * statistics. Runs the translator and the pure interpreter (--no-jit) in the same sitting and
  * prints the ratio; with QEMU installed (qemu-system-i386) it runs the same guest there too.
- * `--idle` also measures the host CPU an idle guest at its shell costs (10 s of /proc/PID/stat).
+ * `--idle` also measures the host CPU an idle guest at its shell costs (30 s of /proc/PID/stat).
+ * Besides wall time, each part's host CPU time (the process's utime + stime from /proc/PID/stat,
+ * all threads) is printed: on a loaded host it is the steadier figure.
  * The translator and interpreter guests run at the same time (each gets the same share of a loaded
  * host; on a quiet 2-core host each has a core); --sequential runs them one after the other.
  * Usage: deno run -A tools/bench_jit.ts [--runs=N] [--md5-mib=16] [--loop=100000] [--sequential]
@@ -33,6 +35,8 @@ const WORKLOAD = [
 
 interface Part {
   wallS: number;
+  /** Host CPU seconds the process used (all threads). */
+  cpuS: number;
   guestInstructions: number;
 }
 interface Result {
@@ -46,7 +50,7 @@ interface Result {
 async function runGuest(cmd: string, args: string[], deterministic: boolean): Promise<Result> {
   const t0 = performance.now();
   const child = new Deno.Command(cmd, { args, stdin: "null", stdout: "piped", stderr: "piped" }).spawn();
-  const seen = new Map<string, { wall: number; uptime: number }>();
+  const seen = new Map<string, { wall: number; cpu: number; uptime: number }>();
   let bootS = NaN;
   let out = "", err = "";
   const decoder = new TextDecoder();
@@ -55,7 +59,9 @@ async function runGuest(cmd: string, args: string[], deterministic: boolean): Pr
       out += decoder.decode(chunk, { stream: true });
       if (Number.isNaN(bootS) && out.includes("LGUEST-TS-READY")) bootS = (performance.now() - t0) / 1000;
       for (const m of out.matchAll(/M(\d) ([\d.]+)/g)) {
-        if (!seen.has(m[1])) seen.set(m[1], { wall: performance.now(), uptime: Number(m[2]) });
+        if (!seen.has(m[1])) {
+          seen.set(m[1], { wall: performance.now(), cpu: cpuSeconds(child.pid), uptime: Number(m[2]) });
+        }
       }
     }
   })();
@@ -69,6 +75,7 @@ async function runGuest(cmd: string, args: string[], deterministic: boolean): Pr
     if (!x || !y) throw new Error(`marker M${a}/M${b} missing; console tail:\n${out.slice(-1500)}\n${err}`);
     return {
       wallS: (y.wall - x.wall) / 1000,
+      cpuS: y.cpu - x.cpu,
       guestInstructions: deterministic ? (y.uptime - x.uptime) * 1e8 : NaN,
     };
   };
@@ -93,17 +100,34 @@ function lguest(extra: string[]): Promise<Result> {
   ], true);
 }
 
+/** utime + stime of process `pid` in seconds (clock ticks of 10 ms). */
+function cpuSeconds(pid: number): number {
+  try {
+    const f = Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1].split(" ");
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch {
+    return NaN;
+  }
+}
+
 function mips(p: Part): string {
   return Number.isNaN(p.guestInstructions) ? "-" : (p.guestInstructions / p.wallS / 1e6).toFixed(0);
+}
+
+/** MIPS per host CPU second (what the part would run at with a core to itself). */
+function cpuMips(p: Part): string {
+  return Number.isNaN(p.guestInstructions) ? "-" : (p.guestInstructions / p.cpuS / 1e6).toFixed(0);
 }
 
 function line(name: string, r: Result): string {
   return `${name.padEnd(16)} boot ${r.bootS.toFixed(1).padStart(5)} s | md5 ${
     r.md5.wallS.toFixed(2).padStart(6)
   } s ` +
-    `(${(r.md5.guestInstructions / 1e6).toFixed(0)} M insns, ${mips(r.md5)} MIPS) | loop ${
-      r.loop.wallS.toFixed(2).padStart(6)
-    } s (${(r.loop.guestInstructions / 1e6).toFixed(0)} M insns, ${mips(r.loop)} MIPS)`;
+    `(${(r.md5.guestInstructions / 1e6).toFixed(0)} M insns, ${mips(r.md5)} MIPS; cpu ${
+      r.md5.cpuS.toFixed(2)
+    } s, ${cpuMips(r.md5)} MIPS/cpu-s) | loop ${r.loop.wallS.toFixed(2).padStart(6)} s (${
+      (r.loop.guestInstructions / 1e6).toFixed(0)
+    } M insns, ${mips(r.loop)} MIPS; cpu ${r.loop.cpuS.toFixed(2)} s, ${cpuMips(r.loop)} MIPS/cpu-s)`;
 }
 
 console.log(`workload: md5 of ${md5Mib} MiB of zeros, a shell loop of ${loopIterations} iterations`);
@@ -117,7 +141,9 @@ for (let i = 0; i < runs; i++) {
   console.log(
     `  ratio (interpreter time / translator time): boot ${(interp.bootS / jit.bootS).toFixed(2)}x, md5 ${
       (interp.md5.wallS / jit.md5.wallS).toFixed(2)
-    }x, loop ${(interp.loop.wallS / jit.loop.wallS).toFixed(2)}x`,
+    }x, loop ${(interp.loop.wallS / jit.loop.wallS).toFixed(2)}x; by cpu time: md5 ${
+      (interp.md5.cpuS / jit.md5.cpuS).toFixed(2)
+    }x, loop ${(interp.loop.cpuS / jit.loop.cpuS).toFixed(2)}x`,
   );
   if (!Deno.args.includes("--no-qemu") && await hasCommand("qemu-system-i386")) {
     const q = await runGuest("qemu-system-i386", [
@@ -133,14 +159,16 @@ for (let i = 0; i < runs; i++) {
       `${KERNEL_ARGS.join(" ")} lguest_run="${WORKLOAD}"`,
     ], false);
     console.log(
-      `qemu TCG         boot ${q.bootS.toFixed(1)} s | md5 ${q.md5.wallS.toFixed(2)} s | loop ${
-        q.loop.wallS.toFixed(2)
-      } s`,
+      `qemu TCG         boot ${q.bootS.toFixed(1)} s | md5 ${q.md5.wallS.toFixed(2)} s (cpu ${
+        q.md5.cpuS.toFixed(2)
+      } s) | loop ${q.loop.wallS.toFixed(2)} s (cpu ${q.loop.cpuS.toFixed(2)} s)`,
     );
     console.log(
       `  lguest.ts translator / QEMU time: boot ${(jit.bootS / q.bootS).toFixed(2)}x, md5 ${
         (jit.md5.wallS / q.md5.wallS).toFixed(2)
-      }x, loop ${(jit.loop.wallS / q.loop.wallS).toFixed(2)}x`,
+      }x, loop ${(jit.loop.wallS / q.loop.wallS).toFixed(2)}x; by cpu time: md5 ${
+        (jit.md5.cpuS / q.md5.cpuS).toFixed(2)
+      }x, loop ${(jit.loop.cpuS / q.loop.cpuS).toFixed(2)}x`,
     );
   }
 }
@@ -160,7 +188,7 @@ async function hasCommand(name: string): Promise<boolean> {
   }
 }
 
-/** Host CPU share of a guest idling at its shell (host clock, as a user runs it), over 10 s. */
+/** Host CPU share of a guest idling at its shell (host clock, as a user runs it), over 30 s. */
 async function idleCost(extra: string[]): Promise<string> {
   const main = new URL("../main.ts", import.meta.url).pathname;
   const child = new Deno.Command(Deno.execPath(), {
@@ -186,7 +214,7 @@ async function idleCost(extra: string[]): Promise<string> {
     return Number(f[11]) + Number(f[12]); // utime + stime, in clock ticks (100 Hz)
   };
   const t0 = performance.now(), c0 = ticks();
-  await new Promise((r) => setTimeout(r, 10_000));
+  await new Promise((r) => setTimeout(r, 30_000));
   const c1 = ticks(), t1 = performance.now();
   const w = child.stdin.getWriter();
   await w.write(new TextEncoder().encode("poweroff -f\n"));

@@ -121,6 +121,8 @@ function runBlock(cpu: Cpu, n: number, stopAt: number): number {
           if (m >= 0) {
             n = m;
             eip = st[ST_EIP];
+            // Where units leave to is sampled too (a branch inside a unit is never sampled by us).
+            if (--jit.tick === 0) jit.sample(eip);
             continue;
           }
           slot = jit.entrySlot[-slot]; // it did not fit in the budget: interpret its first instruction
@@ -956,9 +958,11 @@ function runBlock(cpu: Cpu, n: number, stopAt: number): number {
             if (size === 2) push32(cpu, next);
             else push16(cpu, next);
             eip = size === 2 ? t : t & 0xFFFF;
+            if (--jit.tick === 0) jit.sample(eip);
           } else if (op === 4) {
             const t = readRm(cpu, slot, m, size);
             eip = size === 2 ? t : t & 0xFFFF;
+            if (--jit.tick === 0) jit.sample(eip);
           } else if (op === 6) {
             const v = readRm(cpu, slot, m, size);
             if (size === 2) push32(cpu, v);

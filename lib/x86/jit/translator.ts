@@ -57,8 +57,8 @@ const SAMPLE_EVERY = 16;
  * and spent longer compiling than it saved.
  */
 const HOT_SAMPLES = 256;
-/** Entries sampled but not yet hot, kept at most (then forgotten: heat is only a hint). */
-const MAX_HEAT_ENTRIES = 1 << 16;
+/** log2 of the heat table's size (entries hashed by physical address). */
+const HEAT_BITS = 16;
 /** Units made before every unit is forgotten and numbering restarts (bounds translated-code memory). */
 const MAX_UNITS = 1 << 13;
 
@@ -122,6 +122,9 @@ export interface TranslatorStats {
   flushes: number;
   codeInvalidations: number;
   compiledInstructions: number;
+  /** Unit runs entered from the interpreter, and runs chained from another unit. */
+  entries: number;
+  chained: number;
 }
 
 export class Translator {
@@ -148,8 +151,10 @@ export class Translator {
     flushes: 0,
     codeInvalidations: 0,
     compiledInstructions: 0,
+    entries: 0,
+    chained: 0,
   };
-  #heat = new Map<number, number>();
+  #heat = new Int32Array(1 << HEAT_BITS);
   #cpu: Cpu;
 
   constructor(cpu: Cpu, enabled: boolean) {
@@ -160,6 +165,7 @@ export class Translator {
   /** Runs unit `id`; -1 when it does not fit in the budget (the interpreter runs its entry instead). */
   run(id: number, n: number, stopAt: number): number {
     const units = this.units;
+    this.stats.entries++;
     let m = units[id](n, stopAt);
     // Direct chaining: a unit leaving to a known EIP on its own page names the unit there (if any),
     // and it runs at once, without a trip through the interpreter's fetch (a trampoline, so chains
@@ -169,6 +175,7 @@ export class Translator {
       this.next = 0;
       const m2 = units[next](m, stopAt);
       if (m2 < 0) break;
+      this.stats.chained++;
       m = m2;
     }
     this.next = 0;
@@ -193,15 +200,17 @@ export class Translator {
     const phys = e ^ lin;
     const map = phys >= 0 && phys < cpu.ramSize ? cpu.decoded.maps32[phys >>> 12] : null;
     if (map === null || map[phys & 0xFFF] <= 1) return; // not decoded yet, scratch, or already a unit
+    // Heat lives in a small hashed table (collisions only merge hints): a Map that was cleared when
+    // full forgot the progress of every entry, and hot code stayed interpreted.
+    const h = Math.imul(phys, 0x9E3779B1) >>> (32 - HEAT_BITS);
     const heat = this.#heat;
-    const c = (heat.get(phys) ?? 0) + 1;
+    const c = heat[h] + 1;
     if (c < HOT_SAMPLES) {
-      if (heat.size >= MAX_HEAT_ENTRIES) heat.clear();
-      heat.set(phys, c);
+      heat[h] = c;
       return;
     }
-    heat.delete(phys);
-    if (this.translate(map, phys & 0xFFF, eip) === 0) heat.set(phys, -(1 << 30)); // never again soon
+    heat[h] = 0;
+    if (this.translate(map, phys & 0xFFF, eip) === 0) heat[h] = -16 * HOT_SAMPLES; // not again soon
   }
 
   /**
@@ -229,7 +238,7 @@ export class Translator {
     let off = offset, at = eip | 0;
     while (slots.length < MAX_UNIT_INSNS && off < 0x1000) {
       let slot = map[off];
-      if (slot < 0) break; // another unit starts here: end this one before it
+      if (slot < 0) slot = this.entrySlot[-slot]; // another unit starts here: go on through it
       if (slot === 0) {
         // Decoding near the page end could fetch from the next page: a page walk there (A bits, or
         // CR2 on a #PF) would be a side effect the interpreter does not have. Leave those to it.
@@ -249,6 +258,15 @@ export class Translator {
       at = (at + dc.len[slot]) | 0;
       off += dc.len[slot];
       if (kind === ENDS_UNIT) break;
+      if (kind === JUMPS) {
+        // An unconditional near jump: the unit goes on at its target when that is on this page
+        // and not yet in the unit (else the jump ends the unit).
+        const target = (at + dc.imm[slot]) | 0;
+        const targetOff = offset + ((target - eip) | 0);
+        if (targetOff < 0 || targetOff >= 0x1000 || eips.includes(target)) break;
+        at = target;
+        off = targetOff;
+      }
     }
     if (slots.length === 0) {
       this.stats.refused++;
@@ -288,7 +306,7 @@ export class Translator {
       }
     }
     this.units = [notAUnit];
-    this.#heat.clear();
+    this.#heat.fill(0);
     this.stats.flushes++;
   }
 
@@ -301,7 +319,8 @@ export class Translator {
       (s.sourceBytes / 1024).toFixed(0)
     } KiB ` +
       `of source) in ${s.compileMs.toFixed(0)} ms, ${s.refused} entries refused, ${s.flushes} flushes, ` +
-      `${s.codeInvalidations} code-page invalidations; ${share}% of ${total} instructions ran translated`;
+      `${s.codeInvalidations} code-page invalidations; ${share}% of ${total} instructions ran translated ` +
+      `(${s.compiledInstructions} in ${s.entries} entries, ${s.chained} chained)`;
   }
 }
 
@@ -311,7 +330,9 @@ function notAUnit(): number {
 
 // ---- Which instructions are translated ----
 
-const NOT_TRANSLATED = 0, CONTINUES = 1, ENDS_UNIT = 2;
+/** CONTINUES: the unit goes on after it; SIDE_EXIT: a conditional branch the unit leaves by when
+ * taken; JUMPS: an unconditional jump the unit follows on the same page; ENDS_UNIT: the last one. */
+const NOT_TRANSLATED = 0, CONTINUES = 1, ENDS_UNIT = 2, SIDE_EXIT = 3, JUMPS = 4;
 
 /** Whether the instruction in `slot` is translated, and whether it ends the unit (a branch). */
 function classify(cpu: Cpu, slot: number): number {
@@ -319,15 +340,16 @@ function classify(cpu: Cpu, slot: number): number {
   const id = dc.op[slot];
   const m = dc.modrm[slot];
   if (m < 0xC0 && (dc.ea[slot] & EA_ADDR16) !== 0 && usesModrmMemory(id)) return NOT_TRANSLATED;
-  if (id >= 0x70 && id <= 0x7F) return ENDS_UNIT;
-  if (id >= 0x180 && id <= 0x18F) return ENDS_UNIT;
+  if (id >= 0x70 && id <= 0x7F) return SIDE_EXIT;
+  if (id >= 0x180 && id <= 0x18F) return SIDE_EXIT;
   switch (id) {
     case 0xC3:
     case 0xC2:
     case 0xE8:
+      return ENDS_UNIT;
     case 0xE9:
     case 0xEB:
-      return ENDS_UNIT;
+      return JUMPS;
     case 0xE0:
     case 0xE1:
     case 0xE2:
@@ -461,10 +483,14 @@ function emitUnit(cpu: Cpu, slots: number[], eips: number[], offset: number): st
     if (off < 0 || off >= 0x1000) return `st[0] = ${target}; return n;`;
     return `e = M[${off}]; if (e < 0) J.next = -e; st[0] = ${target}; return n;`;
   };
-  /** A jump to `target`: back to the unit's own start while the budget allows, else out. */
-  const jumpTo = (target: number): string => {
-    if (target !== start) return exitTo(target);
-    return `if (n + ${count} <= stopAt) continue; st[0] = ${target}; return n;`;
+  /**
+   * A jump to `target` from an instruction with `rest` more after it in the unit (they did not
+   * retire): back to the unit's own start while the budget allows, else out.
+   */
+  const jumpTo = (target: number, rest = 0): string => {
+    const retire = rest === 0 ? "" : `n -= ${rest};`;
+    if (target !== start) return retire + exitTo(target);
+    return `${retire} if (n + ${count} <= stopAt) continue; st[0] = ${target}; return n;`;
   };
   const out: string[] = [];
   out.push(
@@ -486,8 +512,9 @@ function emitUnit(cpu: Cpu, slots: number[], eips: number[], offset: number): st
     const id = dc.op[slot];
     const m = dc.modrm[slot];
     const imm = dc.imm[slot];
-    const next = eips[i + 1];
+    const next = (eips[i] + dc.len[slot]) | 0;
     const last = i === count - 1;
+    const kind = classify(cpu, slot);
     const g = (m >> 3) & 7, rm = m & 7;
     const mem = m < 0xC0;
     const addr = () => eaExpr(cpu, slot);
@@ -552,7 +579,8 @@ function emitUnit(cpu: Cpu, slots: number[], eips: number[], offset: number): st
         `r = Math.imul(v, ${b}); mulFlags(cc, r, mulHighS32(v, ${b}) !== (r >> 31), 2); regs[${g}] = r;`;
     } else if ((id >= 0x70 && id <= 0x7F) || (id >= 0x180 && id <= 0x18F)) {
       const target = (next + imm) | 0;
-      body = `if (${condition(id & 0xF, flagsIn)}) {${jumpTo(target)}}` + exitTo(next);
+      body = `if (${condition(id & 0xF, flagsIn)}) {${jumpTo(target, count - i - 1)}}`;
+      producer = flagsIn; // a branch leaves the flags (and fa/fb/fr) as they were
     } else if (id === 0x80 || id === 0x81 || id === 0x83) {
       const size = id === 0x80 ? 0 : 2;
       const op = g;
@@ -656,7 +684,9 @@ function emitUnit(cpu: Cpu, slots: number[], eips: number[], offset: number): st
     } else if (id === 0xE8) {
       body = push32Inline(`${next}`) + jumpTo((next + imm) | 0);
     } else if (id === 0xE9 || id === 0xEB) {
-      body = jumpTo((next + imm) | 0);
+      // Followed (the next instruction is its target), or the unit's last: then it leaves.
+      body = last ? jumpTo((next + imm) | 0) : "";
+      producer = flagsIn;
     } else if (id >= 0xE0 && id <= 0xE3) {
       body = `st[0] = loopOp(cpu, ${slot}, ${id}, ${next}); return n;`;
     } else if (id === 0xF6 || id === 0xF7) {
@@ -730,7 +760,7 @@ function emitUnit(cpu: Cpu, slots: number[], eips: number[], offset: number): st
     out.push(body);
     if (stores && !last) out.push(`if (J.epoch !== ep) { st[0] = ${next}; return n - ${count - i - 1}; }`);
     flagsIn = producer;
-    if (last && classify(cpu, slot) !== ENDS_UNIT) out.push(exitTo(next));
+    if (last && kind !== ENDS_UNIT && !(kind === JUMPS)) out.push(exitTo(next));
   }
   out.push(
     "}",

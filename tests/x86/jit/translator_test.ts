@@ -57,6 +57,49 @@ Deno.test("translator runs hot loops exactly as the interpreter, slice by slice"
   }
 });
 
+Deno.test("translator: a unit that leaves by a taken Jcc in its middle and follows a JMP counts exactly", () => {
+  // The unit from L runs on through the not-taken JZ (a side exit when taken) and the JMP (followed
+  // to its target on the same page) to the JNE that closes the loop.
+  const code = [
+    0x31,
+    0xD2, //                 xor edx, edx
+    0xB9,
+    ...imm32(0), //          mov ecx, 0
+    0x41, //              L: inc ecx
+    0x89,
+    0xC8, //                 mov eax, ecx
+    0x83,
+    0xE0,
+    0x03, //                 and eax, 3
+    0x74,
+    0x04, //                 jz SKIP      <- taken one time in four: leaves the unit here
+    0x01,
+    0xCB, //                 add ebx, ecx
+    0xEB,
+    0x03, //                 jmp J        <- followed inside the unit
+    0x83,
+    0xC2,
+    0x01, //           SKIP: add edx, 1
+    0x81,
+    0xF9,
+    ...imm32(30_000), //  J: cmp ecx, 30000
+    0x75,
+    0xE9, //                 jne L
+    0xF4, //                 hlt
+  ];
+  for (const eager of [false, true]) {
+    for (const slice of [1_000_003, 997, 13, 7]) {
+      const { on, off } = bothWays((jit) => {
+        const cpu = program(code, false, jit);
+        cpu.jit.eager = jit && eager;
+        return cpu;
+      }, slice);
+      assertEquals(off.regs[2], 7_500);
+      if (slice > 13) assert(on.jit.stats.compiledInstructions > 100_000, on.jit.describe());
+    }
+  }
+});
+
 Deno.test("translator: a page fault in the middle of a translated block leaves EIP, registers and the count exact", () => {
   // Identity paging covers 8 MiB: the load faults once ESI passes it.
   const code = [
