@@ -555,8 +555,17 @@ function emitUnit(cpu: Cpu, slots: number[], eips: number[], offset: number): st
         stores = mem;
       } else if (form === 2) {
         const gi = R8[g];
-        body = `r = alu(cc, ${op}, r8[${gi}], ${mem ? `read8(cpu, ${addr()})` : `r8[${R8[rm]}]`}, 0);` +
-          (op === 7 ? "" : `r8[${gi}] = r;`);
+        const pre = mem ? read8Into("t", addr()) : "";
+        const src = mem ? "t" : `r8[${R8[rm]}]`;
+        if (INLINE8[op] !== "") {
+          body = pre + aluInline8(op, `r8[${gi}]`, src) + (op === 7 ? "" : `r8[${gi}] = fr;`);
+          producer = INLINE8[op];
+        } else {
+          body = pre + `r = alu(cc, ${op}, r8[${gi}], ${src}, 0);` + (op === 7 ? "" : `r8[${gi}] = r;`);
+        }
+      } else if (INLINE8[op] !== "") {
+        body = aluInline8(op, "r8[0]", `${imm}`) + (op === 7 ? "" : "r8[0] = fr;");
+        producer = INLINE8[op];
       } else {
         body = `r = alu(cc, ${op}, r8[0], ${imm}, 0);` + (op === 7 ? "" : "r8[0] = r;");
       }
@@ -596,12 +605,19 @@ function emitUnit(cpu: Cpu, slots: number[], eips: number[], offset: number): st
       } else if (size === 2 && op === 7) {
         body = read32Into("v", addr()) + aluInline32(7, "v", `${imm}`);
         producer = "sub";
+      } else if (size === 0 && !mem && INLINE8[op] !== "") {
+        body = aluInline8(op, `r8[${R8[rm]}]`, `${imm}`) + (op === 7 ? "" : `r8[${R8[rm]}] = fr;`);
+        producer = INLINE8[op];
+      } else if (size === 0 && op === 7) {
+        body = read8Into("v", addr()) + aluInline8(7, "v", `${imm}`);
+        producer = "sub8";
       } else {
         body = `aluEI(cpu, ${slot}, ${size}, ${imm});`;
         stores = mem && op !== 7;
       }
     } else if (id === 0x84) {
-      body = `logic(cc, ${mem ? `read8(cpu, ${addr()})` : `r8[${R8[rm]}]`} & r8[${R8[g]}], 0);`;
+      body = (mem ? read8Into("v", addr()) : "") + aluInline8(4, mem ? "v" : `r8[${R8[rm]}]`, `r8[${R8[g]}]`);
+      producer = "logic";
     } else if (id === 0x85 || id === 0xA9) {
       const a1 = id === 0xA9 ? "regs[0]" : mem ? "v" : `regs[${rm}]`;
       const b1 = id === 0xA9 ? `${imm}` : `regs[${g}]`;
@@ -609,18 +625,19 @@ function emitUnit(cpu: Cpu, slots: number[], eips: number[], offset: number): st
         `fr = ${a1} & ${b1}; cc[0] = 18; cc[1] = fr;`;
       producer = "logic";
     } else if (id === 0xA8) {
-      body = `logic(cc, r8[0] & ${imm}, 0);`;
+      body = aluInline8(4, "r8[0]", `${imm}`);
+      producer = "logic";
     } else if (id === 0x86 || id === 0x87) {
       body = `xchg(cpu, ${slot}, ${id === 0x86 ? 0 : 2});`;
       stores = mem;
     } else if (id === 0x88) {
-      body = mem ? `write8(cpu, ${addr()}, r8[${R8[g]}]);` : `r8[${R8[rm]}] = r8[${R8[g]}];`;
+      body = mem ? write8From(addr(), `r8[${R8[g]}]`) : `r8[${R8[rm]}] = r8[${R8[g]}];`;
       stores = mem;
     } else if (id === 0x89) {
       body = mem ? write32From(addr(), `regs[${g}]`) : `regs[${rm}] = regs[${g}];`;
       stores = mem;
     } else if (id === 0x8A) {
-      body = `r8[${R8[g]}] = ${mem ? `read8(cpu, ${addr()})` : `r8[${R8[rm]}]`};`;
+      body = mem ? read8Into(`r8[${R8[g]}]`, addr()) : `r8[${R8[g]}] = r8[${R8[rm]}];`;
     } else if (id === 0x8B) {
       body = mem ? read32Into(`regs[${g}]`, addr()) : `regs[${g}] = regs[${rm}];`;
     } else if (id === 0x8D) {
@@ -689,6 +706,9 @@ function emitUnit(cpu: Cpu, slots: number[], eips: number[], offset: number): st
       producer = flagsIn;
     } else if (id >= 0xE0 && id <= 0xE3) {
       body = `st[0] = loopOp(cpu, ${slot}, ${id}, ${next}); return n;`;
+    } else if (id === 0xF6 && g === 0) {
+      body = (mem ? read8Into("v", addr()) : "") + aluInline8(4, mem ? "v" : `r8[${R8[rm]}]`, `${imm}`);
+      producer = "logic";
     } else if (id === 0xF6 || id === 0xF7) {
       body = `group3(cpu, ${slot}, ${id === 0xF6 ? 0 : 2});`;
       stores = mem;
@@ -716,12 +736,14 @@ function emitUnit(cpu: Cpu, slots: number[], eips: number[], offset: number): st
         stores = true;
       }
     } else if (id === 0x1B6) {
-      body = `regs[${g}] = ${mem ? `read8(cpu, ${addr()})` : `r8[${R8[rm]}]`};`;
+      body = mem ? read8Into(`regs[${g}]`, addr()) : `regs[${g}] = r8[${R8[rm]}];`;
     } else if (id === 0x1B7 || id === 0x1BF) {
       const src = mem ? `read16(cpu, ${addr()})` : `r16[${rm << 1}]`;
       body = id === 0x1B7 ? `regs[${g}] = ${src};` : `regs[${g}] = (${src} << 16) >> 16;`;
     } else if (id === 0x1BE) {
-      body = `regs[${g}] = (${mem ? `read8(cpu, ${addr()})` : `r8[${R8[rm]}]`} << 24) >> 24;`;
+      body = mem
+        ? read8Into("v", addr()) + `regs[${g}] = (v << 24) >> 24;`
+        : `regs[${g}] = (r8[${R8[rm]}] << 24) >> 24;`;
     } else if (id >= 0x190 && id <= 0x19F) {
       body = `writeRm(cpu, ${slot}, ${m}, 0, ${condition(id & 0xF, flagsIn)} ? 1 : 0);`;
       stores = mem;
@@ -809,6 +831,16 @@ function read32Into(dst: string, address: string): string {
     `${dst} = e !== -1 && (a & 0xFFF) <= 0xFFC && ((e ^ a) & 3) === 0 ? ram32[(e ^ a) >>> 2] : read32(cpu, a);`;
 }
 
+/** `dst = read8(address)`, with the soft-TLB fast path inline (read8's own test). */
+function read8Into(dst: string, address: string): string {
+  return `a = ${address}; e = tlbR[a >>> 12]; ${dst} = e !== -1 ? ram8[e ^ a] : read8(cpu, a);`;
+}
+
+/** `write8(address, value)`, with the soft-TLB fast path inline (code pages never have a write entry). */
+function write8From(address: string, value: string): string {
+  return `a = ${address}; v = ${value}; e = tlbW[a >>> 12]; if (e !== -1) ram8[e ^ a] = v; else write8(cpu, a, v);`;
+}
+
 /** `write32(address, value)`, with the soft-TLB fast path inline (code pages never have a write entry). */
 function write32From(address: string, value: string): string {
   return `a = ${address}; v = ${value}; e = tlbW[a >>> 12]; ` +
@@ -846,22 +878,47 @@ function aluInline32(op: number, a1: string, b1: string): string {
   }
 }
 
+/** Which 8-bit ALU operations are inline (by ALU op number), named by the producer they leave. */
+const INLINE8 = ["add", "logic", "", "", "logic", "sub8", "logic", "sub8"];
+
+/**
+ * An 8-bit ALU operation `op` (one of INLINE8's) on a1, b1 into `fr`, as alu() does it: operands
+ * and result sign-extended from 8 bits, the record's op = kind x 4 + size 0.
+ */
+function aluInline8(op: number, a1: string, b1: string): string {
+  const ops = `fa = (${a1} << 24) >> 24; fb = (${b1} << 24) >> 24;`;
+  const rec = "cc[1] = fr; cc[2] = fa; cc[3] = fb;";
+  switch (op) {
+    case 0:
+      return `${ops} fr = ((fa + fb) << 24) >> 24; cc[0] = 0; ${rec}`;
+    case 5:
+    case 7:
+      return `${ops} fr = ((fa - fb) << 24) >> 24; cc[0] = 8; ${rec}`;
+    default: {
+      const o = op === 1 ? "|" : op === 4 ? "&" : "^";
+      return `${ops} fr = fa ${o} fb; cc[0] = 16; ${rec}`;
+    }
+  }
+}
+
 /** Condition `cond` as an expression: fused with the producer just before it when that is known. */
 function condition(cond: number, producer: string): string {
-  if (producer === "sub") {
+  if (producer === "sub" || producer === "sub8") {
+    // fa, fb: the operands (sign-extended for 8 bits, so signed compares are plain compares).
+    const u = producer === "sub" ? (x: string) => `(${x} >>> 0)` : (x: string) => `(${x} & 0xFF)`;
     switch (cond) {
       case 2:
-        return "(fa >>> 0) < (fb >>> 0)";
+        return `${u("fa")} < ${u("fb")}`;
       case 3:
-        return "(fa >>> 0) >= (fb >>> 0)";
+        return `${u("fa")} >= ${u("fb")}`;
       case 4:
         return "fr === 0";
       case 5:
         return "fr !== 0";
       case 6:
-        return "(fa >>> 0) <= (fb >>> 0)";
+        return `${u("fa")} <= ${u("fb")}`;
       case 7:
-        return "(fa >>> 0) > (fb >>> 0)";
+        return `${u("fa")} > ${u("fb")}`;
       case 8:
         return "fr < 0";
       case 9:
