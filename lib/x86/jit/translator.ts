@@ -236,6 +236,10 @@ export class Translator {
     const slots: number[] = [];
     const eips: number[] = [];
     let off = offset, at = eip | 0;
+    // Test mode: instructions this unit decodes ahead get units of their own too (below), so every
+    // instruction still has one at its first execution (a side exit or a budget too small for this
+    // unit lands on them).
+    const ahead: number[] = [];
     while (slots.length < MAX_UNIT_INSNS && off < 0x1000) {
       let slot = map[off];
       if (slot < 0) slot = this.entrySlot[-slot]; // another unit starts here: go on through it
@@ -243,6 +247,7 @@ export class Translator {
         // Decoding near the page end could fetch from the next page: a page walk there (A bits, or
         // CR2 on a #PF) would be a side effect the interpreter does not have. Leave those to it.
         if (off > 0x1000 - 16) break;
+        if (this.eager && off !== offset) ahead.push(off, at);
         try {
           slot = decode(cpu, (csBase + at) | 0, map, true);
         } catch (e) {
@@ -293,6 +298,9 @@ export class Translator {
     this.stats.units++;
     this.stats.sourceBytes += source.length;
     this.stats.compileMs += performance.now() - started;
+    for (let j = 0; j < ahead.length; j += 2) {
+      if (map[ahead[j]] > 1) this.translate(map, ahead[j], ahead[j + 1]);
+    }
     return id;
   }
 
