@@ -298,10 +298,12 @@ export class Translator {
     this.stats.units++;
     this.stats.sourceBytes += source.length;
     this.stats.compileMs += performance.now() - started;
+    if (ahead.length === 0) return id;
     for (let j = 0; j < ahead.length; j += 2) {
       if (map[ahead[j]] > 1) this.translate(map, ahead[j], ahead[j + 1]);
     }
-    return id;
+    // One of those may have flushed every unit (MAX_UNITS): what is at the entry now is what runs.
+    return map[offset] < 0 ? -map[offset] : 0;
   }
 
   /** Forgets every unit (their map entries go back to the entry slots). */
