@@ -117,7 +117,7 @@ function runBlock(cpu: Cpu, n: number, stopAt: number): number {
           if (jit.eager && map !== null && code32) slot = jit.compileAt(map, lin & 0xFFF, eip, slot);
         }
         if (slot < 0) {
-          const m = jit.run(-slot, n, stopAt);
+          const m = jit.run(-slot, n, stopAt, eip);
           if (m >= 0) {
             n = m;
             eip = st[ST_EIP];

@@ -38,8 +38,12 @@ export class RouterGuest {
       this.frames.push(f);
       for (const w of this.#waiters.splice(0)) w();
     });
-    // The machine's run loop would fire due timers; here a host-time clock is polled.
-    this.#ticker = setInterval(() => clock.runDue(), 5);
+    // The machine's run loop would fire due timers. Here no CPU retires instructions, so the
+    // host-mode clock moves only as a halted machine's does: caught up with host time, then polled.
+    this.#ticker = setInterval(() => {
+      clock.catchUp(Infinity);
+      clock.runDue();
+    }, 5);
   }
 
   static async open(options: Partial<UserNetOptions> = {}): Promise<RouterGuest> {

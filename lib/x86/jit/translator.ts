@@ -143,6 +143,12 @@ export class Translator {
   /** Indexed by unit id (the decode map holds -id): the function and the entry's own slot. */
   units: UnitFn[] = [notAUnit];
   entrySlot: Int32Array = new Int32Array(MAX_UNITS + 1);
+  /**
+   * The EIP each unit was translated at. Units are found by physical address but hold EIPs as
+   * constants (branch targets, return addresses, fault EIPs): a page mapped at two linear addresses
+   * (the vDSO in every process) must run a unit only at the EIP it was made for.
+   */
+  entryEip: Int32Array = new Int32Array(MAX_UNITS + 1);
   readonly stats: TranslatorStats = {
     units: 0,
     compileMs: 0,
@@ -163,8 +169,9 @@ export class Translator {
   }
 
   /** Runs unit `id`; -1 when it does not fit in the budget (the interpreter runs its entry instead). */
-  run(id: number, n: number, stopAt: number): number {
+  run(id: number, n: number, stopAt: number, eip: number): number {
     const units = this.units;
+    if (this.entryEip[id] !== eip) return -1; // made for another linear alias of this page
     this.stats.entries++;
     let m = units[id](n, stopAt);
     // Direct chaining: a unit leaving to a known EIP on its own page names the unit there (if any),
@@ -173,6 +180,7 @@ export class Translator {
     while (this.next !== 0 && m >= 0) {
       const next = this.next;
       this.next = 0;
+      if (this.entryEip[next] !== this.#cpu.st[0]) break;
       const m2 = units[next](m, stopAt);
       if (m2 < 0) break;
       this.stats.chained++;
@@ -294,6 +302,7 @@ export class Translator {
     }
     this.units.push(fn);
     this.entrySlot[id] = map[offset];
+    this.entryEip[id] = eip | 0;
     map[offset] = -id;
     this.stats.units++;
     this.stats.sourceBytes += source.length;

@@ -154,9 +154,9 @@ function machine(code: Uint8Array, isr: number, jit: "off" | "eager" | "hot") {
   // Counts the faults raised inside translated units (they leave through Translator.run).
   const counts = { unitFaults: 0 };
   const runUnit = cpu.jit.run.bind(cpu.jit);
-  cpu.jit.run = (id, n, stopAt) => {
+  cpu.jit.run = (id, n, stopAt, eip) => {
     try {
-      return runUnit(id, n, stopAt);
+      return runUnit(id, n, stopAt, eip);
     } catch (e) {
       counts.unitFaults++;
       throw e;
@@ -282,5 +282,48 @@ patch equ $ - 1
     }
     assertEquals(results[1], results[0]);
     assertEquals(results[2], results[0]);
+  },
+});
+
+Deno.test({
+  name: "translator: a code page mapped at two linear addresses runs each alias's own EIPs",
+  ignore,
+  fn() {
+    // Units are found by physical address but hold EIPs as constants. The subroutine gets hot (and
+    // translated) at CODE, then runs at ALIAS, where the return address its CALL pushes must be the
+    // alias's (as the vDSO, one physical page at another address in every process).
+    const ALIAS = 0x500000, WARM = 20_000;
+    const { bytes } = assemble(`
+bits 32
+org ${CODE}
+  mov esp, 0x90000
+  mov ecx, ${WARM}
+warm:
+  call sub
+  dec ecx
+  jnz warm
+  mov ebx, eax                 ; the EIP sub saw at CODE
+  call ${ALIAS} + (sub - $$)
+  hlt                          ; eax: the EIP sub saw at ALIAS
+sub:
+  mov edx, 3
+spin:
+  dec edx
+  jnz spin
+  call getip
+getip:
+  pop eax
+  ret
+`);
+    const getip = bytes.length - 2 + CODE; // pop eax; ret
+    for (const jit of ["off", "eager", "hot"] as const) {
+      const { cpu, mem } = machine(bytes, 0, jit);
+      mem.writeU32(FP_PTE + ((ALIAS - FP) >>> 12) * 4, CODE | 7);
+      for (let guard = 0; !cpu.halted && cpu.stopReason === "" && guard < 100_000; guard++) cpu.execute(997);
+      assertEquals(cpu.stopReason, "", jit);
+      assertEquals(cpu.regs[3] >>> 0, getip, `${jit}: at CODE`);
+      assertEquals(cpu.regs[0] >>> 0, getip - CODE + ALIAS, `${jit}: at ALIAS (${cpu.jit.describe()})`);
+      if (jit !== "off") assert(cpu.jit.stats.compiledInstructions > 0, cpu.jit.describe());
+    }
   },
 });
