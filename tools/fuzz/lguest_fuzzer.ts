@@ -26,7 +26,7 @@ import {
 import { EAX, EBX, ECX, EDX, ESI, ST_EIP } from "../../lib/x86/cpu.ts";
 import { setLogSink } from "../../lib/support/log.ts";
 import { cpuMs } from "./cpu_time.ts";
-import { type FuzzReport, Rng, SLOW_OP_MS } from "./virtio_fuzzer.ts";
+import { emptyReport, type FuzzReport, Rng, SLOW_OP_MS } from "./virtio_fuzzer.ts";
 
 const RAM_BYTES = 4 << 20;
 const CODE_ADDR = 0x1000;
@@ -72,23 +72,7 @@ function hypercallNumber(rng: Rng): number {
 /** Runs `ops` hypercall operations from `seed`; never throws for what it finds. */
 export async function fuzzLguest(seed: number, ops: number, pae: boolean): Promise<FuzzReport> {
   const rng = new Rng(seed);
-  const report: FuzzReport = {
-    device: pae ? "lguest-pae" : "lguest",
-    seed,
-    ops,
-    exceptions: 0,
-    deviceErrors: 0,
-    needsReset: 0,
-    completions: 0,
-    slowOps: 0,
-    slowWallOps: 0,
-    slowestMs: 0,
-    slowestCpuMs: 0,
-    outsideRam: 0,
-    hostViolations: 0,
-    heapGrowthBytes: 0,
-    seconds: 0,
-  };
+  const report = emptyReport(pae ? "lguest-pae" : "lguest", seed, ops);
   const fail = (what: string) => {
     report.firstFailure ??= what;
   };

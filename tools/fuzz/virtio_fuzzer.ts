@@ -122,11 +122,10 @@ const W = VIRTQ_DESC_F_WRITE;
 const IND = VIRTQ_DESC_F_INDIRECT;
 const RAM_BYTES = 2 << 20;
 
-/** Runs `ops` guest operations against `target` from `seed`; never throws for what it finds. */
-export async function fuzzDevice(target: FuzzTarget, seed: number, ops: number): Promise<FuzzReport> {
-  const rng = new Rng(seed);
-  const report: FuzzReport = {
-    device: target.name,
+/** A report with nothing counted yet, for `ops` operations on `device` from `seed`. */
+export function emptyReport(device: string, seed: number, ops: number): FuzzReport {
+  return {
+    device,
     seed,
     ops,
     exceptions: 0,
@@ -142,6 +141,12 @@ export async function fuzzDevice(target: FuzzTarget, seed: number, ops: number):
     heapGrowthBytes: 0,
     seconds: 0,
   };
+}
+
+/** Runs `ops` guest operations against `target` from `seed`; never throws for what it finds. */
+export async function fuzzDevice(target: FuzzTarget, seed: number, ops: number): Promise<FuzzReport> {
+  const rng = new Rng(seed);
+  const report = emptyReport(target.name, seed, ops);
   const fail = (what: string, i: number) => {
     report.firstFailure ??= `op ${i} (seed ${seed}): ${what}`;
   };
