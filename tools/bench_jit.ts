@@ -4,16 +4,20 @@
  * the guest instructions (from the guest's /proc/uptime under --deterministic, where time is
  * instructions x 10 ns) and MIPS, plus the time to the userspace marker and the translator's
  * statistics. Runs the translator and the pure interpreter (--no-jit) in the same sitting and
- * prints the ratio; with QEMU installed (qemu-system-i386) it runs the same guest there too.
+ * prints the ratio; with QEMU installed (qemu-system-i386) it runs the same guest there too, and with
+ * v86 installed (the pinned npm package in Deno's npm cache, and Debian's `seabios`) on v86 with its JIT,
+ * in a Deno process of its own (tools/v86_runner.ts); `--v86` fetches v86 from npm first if needed,
+ * `--no-v86` / `--no-qemu` skip them. Both print their time and the translator's ratio to it.
  * `--idle` also measures the host CPU an idle guest at its shell costs (30 s of /proc/PID/stat).
  * Besides wall time, each part's host CPU time (the process's utime + stime from /proc/PID/stat,
  * all threads) is printed: on a loaded host it is the steadier figure.
  * The translator and interpreter guests run at the same time (each gets the same share of a loaded
  * host; on a quiet 2-core host each has a core); --sequential runs them one after the other.
  * Usage: deno run -A tools/bench_jit.ts [--runs=N] [--md5-mib=16] [--loop=100000] [--sequential]
- *        [--idle] [--no-qemu]
+ *        [--idle] [--no-qemu] [--v86 | --no-v86]
  */
 import { ensureGuest } from "./fetch_guest.ts";
+import { V86_SPECIFIER, v86Problem, v86WasmPath } from "./v86_runner.ts";
 
 function numberArg(name: string, fallback: number): number {
   const a = Deno.args.find((x) => x.startsWith(`--${name}=`));
@@ -130,6 +134,48 @@ function line(name: string, r: Result): string {
     } M insns, ${mips(r.loop)} MIPS; cpu ${r.loop.cpuS.toFixed(2)} s, ${cpuMips(r.loop)} MIPS/cpu-s)`;
 }
 
+/** A system we did not write: its times (no instruction counts: it has no --deterministic clock). */
+function other(name: string, r: Result): string {
+  return `${name.padEnd(16)} boot ${r.bootS.toFixed(1).padStart(5)} s | md5 ${
+    r.md5.wallS.toFixed(2)
+  } s (cpu ${r.md5.cpuS.toFixed(2)} s) | loop ${r.loop.wallS.toFixed(2)} s (cpu ${r.loop.cpuS.toFixed(2)} s)`;
+}
+
+function ratios(name: string, jit: Result, r: Result): string {
+  return `  lguest.ts translator / ${name} time: boot ${(jit.bootS / r.bootS).toFixed(2)}x, md5 ${
+    (jit.md5.wallS / r.md5.wallS).toFixed(2)
+  }x, loop ${(jit.loop.wallS / r.loop.wallS).toFixed(2)}x; by cpu time: md5 ${
+    (jit.md5.cpuS / r.md5.cpuS).toFixed(2)
+  }x, loop ${(jit.loop.cpuS / r.loop.cpuS).toFixed(2)}x`;
+}
+
+/** Whether to run v86: asked for (--v86), or installed (cached by Deno, seabios present), unless --no-v86. */
+async function wantV86(): Promise<boolean> {
+  if (Deno.args.includes("--no-v86")) return false;
+  const asked = Deno.args.includes("--v86");
+  const problem = v86Problem();
+  if (problem) {
+    if (asked) {
+      console.error(problem);
+      Deno.exit(1);
+    }
+    console.log(`${problem}; not run`);
+    return false;
+  }
+  if (asked) return true;
+  try {
+    Deno.statSync(await v86WasmPath());
+    return true;
+  } catch {
+    console.log(`v86: ${V86_SPECIFIER} is not in Deno's npm cache; not run (--v86 fetches it from npm)`);
+    return false;
+  }
+}
+
+const qemu = !Deno.args.includes("--no-qemu") && await hasCommand("qemu-system-i386");
+const v86 = await wantV86();
+if (qemu) console.log(`qemu: ${await qemuVersion()}`);
+if (v86) console.log(`v86: ${V86_SPECIFIER} (JIT on), BIOS from Debian's seabios`);
 console.log(`workload: md5 of ${md5Mib} MiB of zeros, a shell loop of ${loopIterations} iterations`);
 for (let i = 0; i < runs; i++) {
   const [jit, interp] = Deno.args.includes("--sequential")
@@ -145,7 +191,7 @@ for (let i = 0; i < runs; i++) {
       (interp.md5.cpuS / jit.md5.cpuS).toFixed(2)
     }x, loop ${(interp.loop.cpuS / jit.loop.cpuS).toFixed(2)}x`,
   );
-  if (!Deno.args.includes("--no-qemu") && await hasCommand("qemu-system-i386")) {
+  if (qemu) {
     const q = await runGuest("qemu-system-i386", [
       "-m",
       "256",
@@ -158,18 +204,24 @@ for (let i = 0; i < runs; i++) {
       "-append",
       `${KERNEL_ARGS.join(" ")} lguest_run="${WORKLOAD}"`,
     ], false);
-    console.log(
-      `qemu TCG         boot ${q.bootS.toFixed(1)} s | md5 ${q.md5.wallS.toFixed(2)} s (cpu ${
-        q.md5.cpuS.toFixed(2)
-      } s) | loop ${q.loop.wallS.toFixed(2)} s (cpu ${q.loop.cpuS.toFixed(2)} s)`,
-    );
-    console.log(
-      `  lguest.ts translator / QEMU time: boot ${(jit.bootS / q.bootS).toFixed(2)}x, md5 ${
-        (jit.md5.wallS / q.md5.wallS).toFixed(2)
-      }x, loop ${(jit.loop.wallS / q.loop.wallS).toFixed(2)}x; by cpu time: md5 ${
-        (jit.md5.cpuS / q.md5.cpuS).toFixed(2)
-      }x, loop ${(jit.loop.cpuS / q.loop.cpuS).toFixed(2)}x`,
-    );
+    console.log(other("qemu TCG", q));
+    console.log(ratios("QEMU", jit, q));
+  }
+  if (v86) {
+    const runner = new URL("./v86_runner.ts", import.meta.url).pathname;
+    const v = await runGuest(Deno.execPath(), [
+      "run",
+      "-A",
+      runner,
+      `--kernel=${g.kernel}`,
+      `--initrd=${g.initrd}`,
+      "--memory-mib=256",
+      "--",
+      ...KERNEL_ARGS,
+      `lguest_run="${WORKLOAD}"`,
+    ], false);
+    console.log(other("v86 JIT", v));
+    console.log(ratios("v86", jit, v));
   }
 }
 
@@ -177,6 +229,11 @@ if (Deno.args.includes("--idle")) {
   for (const extra of [[], ["--no-jit"]]) {
     console.log(`idle at the shell ${extra.join(" ") || "(translator)"}: ${await idleCost(extra)}`);
   }
+}
+
+async function qemuVersion(): Promise<string> {
+  const out = await new Deno.Command("qemu-system-i386", { args: ["--version"], stdout: "piped" }).output();
+  return new TextDecoder().decode(out.stdout).split("\n")[0];
 }
 
 async function hasCommand(name: string): Promise<boolean> {
