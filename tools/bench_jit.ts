@@ -212,6 +212,7 @@ for (let i = 0; i < runs; i++) {
     const v = await runGuest(Deno.execPath(), [
       "run",
       "-A",
+      "--no-lock", // v86 is fetched at run time: no deno.lock written into the checkout
       runner,
       `--kernel=${g.kernel}`,
       `--initrd=${g.initrd}`,

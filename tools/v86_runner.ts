@@ -7,7 +7,8 @@
  * Exits when the guest prints `LGUEST-TS-EXIT N` (the reference guest's lguest_run="..." end: v86 has no
  * ACPI power-off here) with status N, when the kernel powers off, halts or panics (status 1), or after
  * --timeout-s (status 124).
- * Usage: deno run -A tools/v86_runner.ts --kernel=BZIMAGE [--initrd=FILE] [--memory-mib=256]
+ * Run it with --no-lock (as the benchmark does) so that no deno.lock is written into the checkout.
+ * Usage: deno run -A --no-lock tools/v86_runner.ts --kernel=BZIMAGE [--initrd=FILE] [--memory-mib=256]
  *        [--timeout-s=1800] -- KERNEL ARGS...
  */
 
