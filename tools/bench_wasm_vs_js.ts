@@ -221,6 +221,7 @@ function snapshotUnit(h: Heat, source: string, eips: number[], args: unknown[], 
 
 function finish(units: UnitSource[], total: number): void {
   counting = false;
+  globalThis.Function = RealFunction;
   try {
     measure(cpu!, units, { runs, printJs, workload, total });
   } catch (e) {

@@ -138,6 +138,11 @@ class Body {
     uleb(this.b, offset);
     return this;
   }
+  store8(offset: number): this {
+    this.b.push(0x3A, 0);
+    uleb(this.b, offset);
+    return this;
+  }
   call(f: number): this {
     this.b.push(0x10);
     uleb(this.b, f);
@@ -165,7 +170,7 @@ const SHR_U = 0x76, ROTL = 0x77, ROTR = 0x78;
 
 // Imported functions (indices), then ours.
 const F_READ32 = 0, F_READ8 = 1, F_WRITE32 = 2, F_MATERIALIZE = 3, F_TESTCOND = 4, F_SEGFAULT = 5;
-const F_MAT = 6, F_UNIT = 7;
+const F_GETCF = 6, F_WRITE8 = 7, F_MAT = 8, F_CF = 9, F_UNIT = 10;
 
 // Locals of unit(): params n, stopAt; the 8 registers; scratch.
 const L_N = 0, L_STOP = 1, L_R0 = 2, L_A = 10, L_E = 11, L_V = 12, L_FA = 13, L_FB = 14, L_FR = 15;
@@ -183,6 +188,29 @@ export interface WasmUnitImports {
   testCondition: (cond: number) => number;
   /** A segment that is not flat (or an offset near 4 GiB): the checks are not modelled here. */
   segment: (seg: number, offset: number) => void;
+  /** lazy_flags.ts getCF for the records wasm does not compute. */
+  getCF: () => number;
+  write8: (lin: number, v: number) => void;
+}
+
+/** cf(): lazy_flags.ts getCF for ADD/SUB/logic/INC/DEC 32 and EFLAGS in wasm, else the import. */
+function carryBody(): number[] {
+  const c = new Body();
+  const OP = 0;
+  c.const(0).load(M_CC).tee(OP).const(44).op(EQ, IF, VOID).const(0).load(M_CC + 16).const(1).op(
+    AND,
+    RETURN,
+    END,
+  );
+  c.get(OP).const(2).op(EQ, IF, VOID).const(0).load(M_CC + 4).const(0).load(M_CC + 8).op(LT_U, RETURN, END);
+  c.get(OP).const(10).op(EQ, IF, VOID).const(0).load(M_CC + 8).const(0).load(M_CC + 12).op(LT_U, RETURN, END);
+  c.get(OP).const(18).op(EQ).get(OP).const(16).op(EQ, OR, IF, VOID).const(0).op(RETURN, END);
+  c.get(OP).const(8).op(EQ, IF, VOID).const(0).load(M_CC + 8).const(0xFF).op(AND);
+  c.const(0).load(M_CC + 12).const(0xFF).op(AND, LT_U, RETURN, END);
+  c.get(OP).const(22).op(EQ).get(OP).const(26).op(EQ, OR, IF, VOID);
+  c.const(0).load(M_CC + 12).const(1).op(AND, RETURN, END);
+  c.call(F_GETCF);
+  return funcBody([[1, I32]], c.b);
 }
 
 /** The module's bytes for the unit; throws WasmUnsupported naming the first instruction it cannot compile. */
@@ -197,6 +225,7 @@ export function buildUnitModule(u: UnitSlots, nonce = 0): Uint8Array<ArrayBuffer
       [0x60, 2, I32, I32, 0],
       [0x60, 0, 0],
       [0x60, 2, I32, I32, 1, I32],
+      [0x60, 0, 1, I32],
     ]),
   );
   const imp = (field: string, type: number) => [...name("e"), ...name(field), 0x00, type];
@@ -210,14 +239,16 @@ export function buildUnitModule(u: UnitSlots, nonce = 0): Uint8Array<ArrayBuffer
       imp("materialize", 2),
       imp("testCondition", 0),
       imp("segment", 1),
+      imp("getCF", 4),
+      imp("write8", 1),
       [...name("e"), ...name("mem"), 0x02, 0x00, 0x01], // memory, min 1 page
     ]),
   );
-  section(out, 3, vec([[2], [3]])); // mat: ()->(), unit: (i32 i32)->i32
+  section(out, 3, vec([[2], [4], [3]])); // mat: ()->(), cf: ()->i32, unit: (i32 i32)->i32
   section(out, 7, vec([[...name("unit"), 0x00, F_UNIT]]));
   const mat = materializeBody();
   const unit = unitBody(u);
-  section(out, 10, vec([mat, unit]));
+  section(out, 10, vec([mat, carryBody(), unit]));
   // A custom section that makes every build's bytes unique (no compile cache between runs).
   const custom = [...name("nonce")];
   sleb(custom, nonce);
@@ -293,6 +324,20 @@ function unitBody(u: UnitSlots): number[] {
     writeBack();
     c.get(L_N).op(RETURN);
   };
+  /** A jump to target with `rest` instructions after it not run: back to the start while the budget allows. */
+  const jumpTo = (target: number, rest: number, depth: number) => {
+    if (rest !== 0) c.get(L_N).const(rest).op(SUB).set(L_N);
+    if (target === start) {
+      c.get(L_N).const(count).op(ADD).get(L_STOP).op(LE_S, IF, VOID).br(1 + depth).op(END);
+    }
+    exit(target);
+  };
+  /** The stack check of stack.ts for a non-flat SS (the import refuses it). */
+  const stackCheck = (sp: () => void) => {
+    c.const(0).load(M_SEGCHECK + 8).op(IF, VOID).const(2);
+    sp();
+    c.call(F_SEGFAULT).op(END);
+  };
   c.op(LOOP, VOID); // the unit's own loop (depth 0 at top level)
   c.get(L_N).const(count).op(ADD).set(L_N);
   let depth = 0; // blocks open inside the loop
@@ -352,6 +397,47 @@ function unitBody(u: UnitSlots): number[] {
     c.op(IF, VOID).get(L_E).get(L_A).op(XOR).get(L_V).store(M_RAM, 0);
     c.op(ELSE).get(L_A).get(L_V).call(F_WRITE32).op(END);
   };
+  /** Pushes 8-bit register r (AL CL DL BL AH CH DH BH), zero-extended. */
+  const getR8 = (r: number) => {
+    c.get(R(r & 3));
+    if (r >= 4) c.const(8).op(SHR_U);
+    c.const(0xFF).op(AND);
+  };
+  /** Sets 8-bit register r to the low byte of what `value` pushes. */
+  const setR8 = (r: number, value: () => void) => {
+    const sh = r >= 4 ? 8 : 0;
+    c.get(R(r & 3)).const(~(0xFF << sh)).op(AND);
+    value();
+    c.const(0xFF).op(AND);
+    if (sh !== 0) c.const(sh).op(SHL);
+    c.op(OR).set(R(r & 3));
+  };
+  const sx8 = () => c.const(24).op(SHL).const(24).op(SHR_S);
+  /** aluInline8 of the translator: operands and result sign-extended from 8 bits, op = kind x 4. */
+  const alu8 = (op: number, a1: () => void, b1: () => void): string => {
+    a1();
+    sx8();
+    c.set(L_FA);
+    b1();
+    sx8();
+    c.set(L_FB);
+    c.get(L_FA).get(L_FB);
+    let kind: number, p: string;
+    if (op === 0) [kind, p] = [0, "add"];
+    else if (op === 5 || op === 7) [kind, p] = [8, "sub8"];
+    else if (op === 1 || op === 4 || op === 6) [kind, p] = [16, "logic"];
+    else throw new WasmUnsupported(`8-bit ALU operation ${op}`);
+    c.op(op === 0 ? ADD : op === 1 ? OR : op === 4 ? AND : op === 6 ? XOR : SUB);
+    if (kind !== 16) sx8();
+    c.set(L_FR);
+    ccStore(kind);
+    return p;
+  };
+  const write8 = () => {
+    c.get(L_A).const(12).op(SHR_U).const(2).op(SHL).load(M_TLBW).tee(L_E).const(-1).op(NE);
+    c.op(IF, VOID).get(L_E).get(L_A).op(XOR).get(L_V).store8(M_RAM);
+    c.op(ELSE).get(L_A).get(L_V).call(F_WRITE8).op(END);
+  };
   /** fa = (stack top a1), fb = (pushed by b1), fr = fa op fb, the record stored; leaves fr pushed if keep. */
   const alu = (op: number, a1: () => void, b1: () => void): string => {
     a1();
@@ -381,7 +467,12 @@ function unitBody(u: UnitSlots): number[] {
   /** Pushes whether condition `cond` holds, fused with the producer when it is known. */
   const condition = (cond: number, producer: string) => {
     const fused = (): boolean => {
-      if (producer === "sub") {
+      if (producer === "sub8" && [2, 3, 6, 7].includes(cond)) {
+        const cmp8: Record<number, number> = { 2: LT_U, 3: GE_U, 6: LE_U, 7: GT_U };
+        c.get(L_FA).const(0xFF).op(AND).get(L_FB).const(0xFF).op(AND, cmp8[cond]);
+        return true;
+      }
+      if (producer === "sub" || producer === "sub8") {
         const cmp: Record<number, number> = {
           2: LT_U,
           3: GE_U,
@@ -535,6 +626,108 @@ function unitBody(u: UnitSlots): number[] {
       c.get(R(rm)).const(-1).op(XOR).set(R(rm));
     } else if (id === 0x90) {
       // nothing
+    } else if (id < 0x40 && ((id & 7) === 2 || (id & 7) === 4)) {
+      // 8-bit ALU r8, r/m8 and AL, imm8 (the translator's inline forms; ADC/SBB refused)
+      const op = (id >> 3) & 7;
+      if ((id & 7) === 2) {
+        if (mem) {
+          address(i);
+          read8();
+          c.set(L_T);
+        }
+        producer = alu8(op, () => getR8(g), () => mem ? c.get(L_T) : getR8(rm));
+        if (op !== 7) setR8(g, () => c.get(L_FR));
+      } else {
+        producer = alu8(op, () => getR8(0), () => c.const(imm));
+        if (op !== 7) setR8(0, () => c.get(L_FR));
+      }
+    } else if (id === 0x80 && (g === 7 || !mem)) {
+      if (mem) {
+        address(i);
+        read8();
+        c.set(L_V);
+        producer = alu8(7, () => c.get(L_V), () => c.const(imm));
+      } else {
+        producer = alu8(g, () => getR8(rm), () => c.const(imm));
+        if (g !== 7) setR8(rm, () => c.get(L_FR));
+      }
+    } else if (id === 0x84 || id === 0xA8) {
+      if (id === 0x84 && mem) {
+        address(i);
+        read8();
+        c.set(L_V);
+      }
+      producer = id === 0xA8
+        ? alu8(4, () => getR8(0), () => c.const(imm))
+        : alu8(4, () => mem ? c.get(L_V) : getR8(rm), () => getR8(g));
+    } else if (id === 0x88) {
+      if (mem) {
+        address(i);
+        getR8(g);
+        c.set(L_V);
+        write8();
+        stores = true;
+      } else setR8(rm, () => getR8(g));
+    } else if (id === 0x8A) {
+      if (mem) {
+        address(i);
+        read8();
+        c.set(L_T);
+        setR8(g, () => c.get(L_T));
+      } else setR8(g, () => getR8(rm));
+    } else if (id >= 0x40 && id <= 0x4F) {
+      // inc()/dec() of ops/alu.ts: the record keeps the CF from before
+      const r = R(id & 7);
+      c.call(F_CF).set(L_T);
+      c.get(r).const(1).op(id < 0x48 ? ADD : SUB).set(r);
+      c.const(0).const(id < 0x48 ? 22 : 26).store(M_CC);
+      c.const(0).get(r).store(M_CC + 4);
+      c.const(0).get(L_T).store(M_CC + 12);
+    } else if ((id >= 0x50 && id <= 0x57) || id === 0x68 || id === 0x6A || id === 0xE8) {
+      // PUSH (memory first, then ESP), CALL rel32: push the return address, leave to the target
+      c.get(R(4)).const(4).op(SUB).set(L_T);
+      stackCheck(() => c.get(L_T));
+      c.get(L_T).const(0).load(M_SEGBASE + 8).op(ADD).set(L_A);
+      if (id === 0xE8) c.const(next);
+      else if (id >= 0x50) c.get(R(id & 7));
+      else c.const(imm);
+      c.set(L_V);
+      write32();
+      c.get(L_T).set(R(4));
+      if (id === 0xE8) jumpTo((next + imm) | 0, 0, 0);
+      else stores = true;
+    } else if (id >= 0x58 && id <= 0x5F) {
+      stackCheck(() => c.get(R(4)));
+      c.get(R(4)).const(0).load(M_SEGBASE + 8).op(ADD).set(L_A);
+      read32();
+      c.set(L_T);
+      c.get(R(4)).const(4).op(ADD).set(R(4));
+      c.get(L_T).set(R(id & 7));
+    } else if (id === 0xC3) {
+      stackCheck(() => c.get(R(4)));
+      c.get(R(4)).const(0).load(M_SEGBASE + 8).op(ADD).set(L_A);
+      read32();
+      c.set(L_T);
+      c.get(R(4)).const(4).op(ADD).set(R(4));
+      c.const(0).get(L_T).store(M_EIP);
+      writeBack();
+      c.get(L_N).op(RETURN);
+    } else if (id === 0xE9 || id === 0xEB) {
+      // followed (the next instruction is its target), or the unit's last: then it leaves
+      if (i === count - 1) jumpTo((next + imm) | 0, 0, 0);
+      producer = flagsIn;
+    } else if (id === 0x85 || id === 0xA9) {
+      if (id === 0x85 && mem) {
+        address(i);
+        read32();
+        c.set(L_V);
+      }
+      if (id === 0xA9) c.get(R(0)).const(imm);
+      else c.get(mem ? L_V : R(rm)).get(R(g));
+      c.op(AND).set(L_FR);
+      c.const(0).const(18).store(M_CC);
+      c.const(0).get(L_FR).store(M_CC + 4);
+      producer = "logic";
     } else if ((id >= 0x70 && id <= 0x7F) || (id >= 0x180 && id <= 0x18F)) {
       const target = (next + imm) | 0;
       condition(id & 0xF, flagsIn);
@@ -555,9 +748,9 @@ function unitBody(u: UnitSlots): number[] {
     flagsIn = producer;
     void depth;
   }
-  // Fell off the end: EIP = after the last instruction.
-  const endEip = u.eips[count];
-  exit(endEip);
+  // Fell off the end: EIP = after the last instruction (unless it was a jump, which left).
+  const lastId = u.op[count - 1];
+  if (![0xC3, 0xE8, 0xE9, 0xEB].includes(lastId)) exit(u.eips[count]);
   c.op(END); // loop
   c.const(-1); // unreachable (the loop body always returns)
   void DROP;
