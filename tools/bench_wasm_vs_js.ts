@@ -79,6 +79,7 @@ interface Heat {
   eip: number;
   retired: number;
   calls: number;
+  dec?: { slots: number[]; fields: Record<string, number[]> };
 }
 let counting = false;
 let heat: Heat[] = [];
@@ -114,6 +115,12 @@ Translator.prototype.translate = function (this: Translator, map: Int32Array, of
       }
     }
     heat[id] = h;
+    // The decoded fields, copied now: the slots the translator just read (later the decode cache
+    // may recycle them, and the page's map may name other units).
+    const src = sourceOf.get(fn);
+    if (src !== undefined && h.offset >= 0 && cpu !== null) {
+      h.dec = decodedFields(cpu, map, h.offset, src.eips);
+    }
     this.units[id] = (n: number, stopAt: number) => {
       if (armed === h && onSnapshot !== null) onSnapshot(h);
       const m = fn(n, stopAt);
@@ -171,20 +178,43 @@ function pick(): void {
   next();
 }
 
-/** The CPU and RAM as they are at this unit's entry. */
-function snapshotUnit(h: Heat, source: string, eips: number[], args: unknown[], total: number): UnitSource {
-  const c = cpu!;
+/** The decode-cache fields of the unit's instructions (at EIPs `eips`, the entry at map offset `offset`). */
+function decodedFields(
+  c: Cpu,
+  map: Int32Array,
+  offset: number,
+  eips: number[],
+): { slots: number[]; fields: Record<string, number[]> } {
   const dc = c.decoded;
   const slots: number[] = [];
-  const start = eips[0];
   for (let i = 0; i + 1 < eips.length; i++) {
-    const off = h.offset + ((eips[i] - start) | 0);
-    let slot = h.map[off];
+    const off = offset + ((eips[i] - eips[0]) | 0);
+    let slot = map[off];
     if (slot < 0) slot = c.jit.entrySlot[-slot];
     slots.push(slot);
   }
-  // The slots' decoded fields, copied (the decode cache may recycle them later).
   const copy = (a: Int32Array | Uint8Array | Uint16Array) => slots.map((s) => a[s]);
+  return {
+    slots,
+    fields: {
+      op: copy(dc.op),
+      len: copy(dc.len),
+      modrm: copy(dc.modrm),
+      pfx: copy(dc.pfx),
+      ea: copy(dc.ea),
+      disp: copy(dc.disp),
+      imm: copy(dc.imm),
+      imm2: copy(dc.imm2),
+      macc: copy(dc.macc),
+    },
+  };
+}
+
+/** The CPU and RAM as they are at this unit's entry. */
+function snapshotUnit(h: Heat, source: string, eips: number[], args: unknown[], total: number): UnitSource {
+  const c = cpu!;
+  if (h.dec === undefined) throw new Error(`unit ${h.id}: decoded fields not recorded`);
+  const slots = h.dec.slots;
   return {
     id: h.id,
     eip: h.eip,
@@ -197,17 +227,7 @@ function snapshotUnit(h: Heat, source: string, eips: number[], args: unknown[], 
     fn: h.fn,
     slots,
     text: eips.slice(0, -1).map((e) => disassemble(peekCode(c, (c.segBase[1] + e) | 0, 16), e).text),
-    dec: {
-      op: copy(dc.op),
-      len: copy(dc.len),
-      modrm: copy(dc.modrm),
-      pfx: copy(dc.pfx),
-      ea: copy(dc.ea),
-      disp: copy(dc.disp),
-      imm: copy(dc.imm),
-      imm2: copy(dc.imm2),
-      macc: copy(dc.macc),
-    },
+    dec: h.dec.fields,
     regs: c.regs.slice(),
     cc: c.cc.slice(),
     st: c.st.slice(),

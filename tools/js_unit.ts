@@ -247,7 +247,7 @@ export function jsUnitSource(u: UnitSlots): string {
       body = `t = getCF(cc); ${r} = (${r} ${id < 0x48 ? "+" : "-"} 1) | 0; cc[0] = ${id < 0x48 ? 22 : 26}; ` +
         `cc[1] = ${r}; cc[3] = t;`;
     } else if ((id >= 0x50 && id <= 0x57) || id === 0x68 || id === 0x6A || id === 0xE8) {
-      const value = id === 0xE8 ? `${next}` : id >= 0x50 ? R(id & 7) : `${imm}`;
+      const value = id === 0xE8 ? `${next}` : id <= 0x57 ? R(id & 7) : `${imm}`;
       body = `t = (r4 - 4) | 0; if (segCheck[2] !== 0) checkSegmentAccess(cpu, 2, t, 0x84); ` +
         `a = (segBase[2] + t) | 0; v = ${value}; ${write32v} r4 = t;`;
       if (id === 0xE8) body += jumpTo((next + imm) | 0, 0);

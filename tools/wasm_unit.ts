@@ -689,7 +689,7 @@ function unitBody(u: UnitSlots): number[] {
       stackCheck(() => c.get(L_T));
       c.get(L_T).const(0).load(M_SEGBASE + 8).op(ADD).set(L_A);
       if (id === 0xE8) c.const(next);
-      else if (id >= 0x50) c.get(R(id & 7));
+      else if (id <= 0x57) c.get(R(id & 7));
       else c.const(imm);
       c.set(L_V);
       write32();

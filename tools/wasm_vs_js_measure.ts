@@ -126,6 +126,8 @@ export function measure(cpu: Cpu, units: UnitSource[], o: MeasureOptions): void 
 
 function measureUnit(cpu: Cpu, u: UnitSource, o: MeasureOptions): string[] {
   const user = u.st[9] === 3;
+  // The whole scalar state of the snapshot (CR3 above all: the machine ran on, maybe in another process).
+  cpu.st.set(u.st);
   cpu.setCpl(u.st[9]);
   const ramBytes = u.ram.length;
   // ---- The wasm side: memory, state, imports ----
@@ -343,7 +345,7 @@ function measureUnit(cpu: Cpu, u: UnitSource, o: MeasureOptions): string[] {
     }
     if (memDiffs > 0) diffs.push(`${memDiffs} RAM words differ (${shown.join(", ")})`);
     if (diffs.length > 0) {
-      throw new Error(`js and ${b.name} disagree on unit ${hex(u.eip)}: ${diffs.join("; ")}`);
+      throw new Disagree(`js and ${b.name} disagree on unit ${hex(u.eip)}: ${diffs.join("; ")}`);
     }
   }
   const f1 = materialize(refCc);
