@@ -170,17 +170,20 @@ export class Translator {
 
   /** Runs unit `id`; -1 when it does not fit in the budget (the interpreter runs its entry instead). */
   run(id: number, n: number, stopAt: number, eip: number): number {
-    const units = this.units;
-    if (this.entryEip[id] !== eip) return -1; // made for another linear alias of this page
+    const units = this.units, entryEip = this.entryEip;
+    if (entryEip[id] !== eip) return -1; // made for another linear alias of this page
     this.stats.entries++;
     let m = units[id](n, stopAt);
-    // Direct chaining: a unit leaving to a known EIP on its own page names the unit there (if any),
-    // and it runs at once, without a trip through the interpreter's fetch (a trampoline, so chains
-    // of any length use no stack).
-    while (this.next !== 0 && m >= 0) {
-      const next = this.next;
+    // Direct chaining: a unit leaving to a known EIP on its own page names the unit there (if any);
+    // else the unit at the exit's EIP is looked up through the fetch TLB. It runs at once, without a
+    // trip through the interpreter's fetch (a trampoline, so chains of any length use no stack).
+    const st = this.#cpu.st;
+    while (m >= 0 && m < stopAt) {
+      let next = this.next;
       this.next = 0;
-      if (this.entryEip[next] !== this.#cpu.st[0]) break;
+      const to = st[0];
+      if (next === 0) next = this.unitAt(to);
+      if (next === 0 || entryEip[next] !== to) break;
       const m2 = units[next](m, stopAt);
       if (m2 < 0) break;
       this.stats.chained++;
@@ -189,6 +192,20 @@ export class Translator {
     this.next = 0;
     if (m > n) this.stats.compiledInstructions += m - n;
     return m;
+  }
+
+  /** The unit whose entry is at `eip` when its code page is in the fetch TLB, else 0. */
+  unitAt(eip: number): number {
+    const cpu = this.#cpu;
+    const lin = (cpu.segBase[1] + eip) | 0;
+    const e = cpu.tlbX[lin >>> 12];
+    if (e === -1) return 0;
+    const phys = e ^ lin;
+    if (phys < 0 || phys >= cpu.ramSize) return 0;
+    const map = cpu.decoded.maps32[phys >>> 12];
+    if (map === null) return 0;
+    const entry = map[phys & 0xFFF];
+    return entry < 0 ? -entry : 0;
   }
 
   /** A code page was written: units on it are already unreachable (its decode map was zeroed). */
@@ -519,7 +536,8 @@ function emitUnit(cpu: Cpu, slots: number[], eips: number[], offset: number): st
     "return function unit(n, stopAt) {",
     `if (n + ${count} > stopAt || !cpu.ss32) return -1;`,
     "const tlbR = cpu.tlbR, tlbW = cpu.tlbW, ep = J.epoch;",
-    "let a = 0, e = 0, v = 0, r = 0, t = 0, o = 0, fa = 0, fb = 0, fr = 0, k = 0;",
+    "let a = 0, e = 0, v = 0, r = 0, t = 0, o = 0, fa = 0, fb = 0, fr = 0, k = 0, lv = 1;",
+    "let r0 = regs[0], r1 = regs[1], r2 = regs[2], r3 = regs[3], r4 = regs[4], r5 = regs[5], r6 = regs[6], r7 = regs[7];",
     "try {",
     "for (;;) {",
     `n += ${count};`,
@@ -542,6 +560,8 @@ function emitUnit(cpu: Cpu, slots: number[], eips: number[], offset: number): st
     // A store that reaches a code page ends the unit after this instruction (checked below).
     let stores = false;
     let body = "";
+    /** What follows the body once helpers are done with the registers (an exit). */
+    let tail = "";
     if (id < 0x40 && (id & 7) < 6) {
       const op = (id >> 3) & 7, form = id & 7;
       if (form === 1 || form === 3 || form === 5) {
@@ -713,7 +733,7 @@ function emitUnit(cpu: Cpu, slots: number[], eips: number[], offset: number): st
     } else if (id === 0xC3) {
       body = pop32Inline("v") + "st[0] = v; return n;";
     } else if (id === 0xC2) {
-      body = `v = peek32(cpu, 0); adjustSp(cpu, ${4 + imm}); st[0] = v; return n;`;
+      body = pop32Inline("v") + `regs[4] = (regs[4] + ${imm}) | 0; st[0] = v; return n;`;
     } else if (id === 0xC9) {
       body = `${stackCheck("regs[5]", 4)} v = read32(cpu, (segBase[2] + regs[5]) | 0); ` +
         "regs[4] = (regs[5] + 4) | 0; regs[5] = v;";
@@ -724,7 +744,8 @@ function emitUnit(cpu: Cpu, slots: number[], eips: number[], offset: number): st
       body = last ? jumpTo((next + imm) | 0) : "";
       producer = flagsIn;
     } else if (id >= 0xE0 && id <= 0xE3) {
-      body = `st[0] = loopOp(cpu, ${slot}, ${id}, ${next}); return n;`;
+      body = `t = loopOp(cpu, ${slot}, ${id}, ${next});`;
+      tail = "st[0] = t; return n;";
     } else if (id === 0xF6 && g === 0) {
       body = (mem ? read8Into("v", addr()) : "") + aluInline8(4, mem ? "v" : `r8[${R8[rm]}]`, `${imm}`);
       producer = "logic";
@@ -798,7 +819,16 @@ function emitUnit(cpu: Cpu, slots: number[], eips: number[], offset: number): st
     } else {
       throw new Error(`translator: no code for dispatch id 0x${id.toString(16)}`);
     }
-    out.push(body);
+    body = registersInLocals(body);
+    if (WRITES_REGS.test(body)) {
+      if (body.includes("return")) {
+        throw new Error(`translator: an exit inside a register helper's body: ${body}`);
+      }
+      body = `@FLUSH@ lv = 0; ${body} @RELOAD@ lv = 1;`;
+    } else if (READS_REGS.test(body)) {
+      body = `@FLUSH@ ${body}`;
+    }
+    out.push(body + registersInLocals(tail));
     if (stores && !last) out.push(`if (J.epoch !== ep) { st[0] = ${next}; return n - ${count - i - 1}; }`);
     flagsIn = producer;
     if (last && kind !== ENDS_UNIT && !(kind === JUMPS)) out.push(exitTo(next));
@@ -806,11 +836,46 @@ function emitUnit(cpu: Cpu, slots: number[], eips: number[], offset: number): st
   out.push(
     "}",
     "} catch (x) {",
-    `J.faultN = n - ${count} + k; st[0] = E[k]; throw x;`,
+    `if (lv === 1) { @FLUSH@ } J.faultN = n - ${count} + k; st[0] = E[k]; throw x;`,
     "}",
     "};",
   );
-  return out.join("\n");
+  // The registers the unit's own code assigns go back to cpu.regs before every exit and every
+  // helper that reads them; after a helper that may write them, all are reloaded.
+  const source = out.join("\n");
+  const written = new Set<number>();
+  for (const w of source.matchAll(/\br([0-7]) = (?!=)/g)) written.add(Number(w[1]));
+  const flush = [...written].map((x) => `regs[${x}] = r${x};`).join(" ");
+  const reload = [0, 1, 2, 3, 4, 5, 6, 7].map((x) => `r${x} = regs[${x}];`).join(" ");
+  return source.replaceAll("@FLUSH@", flush).replaceAll("@RELOAD@", reload)
+    .replaceAll("return n", `${flush} return n`);
+}
+
+/** Helpers that may write guest registers through cpu.regs (string ops, XCHG, group 3, ...). */
+const WRITES_REGS =
+  /\b(aluEG|aluEI|incDecE|writeRm|movs|stos|lods|cmps|scas|xchg|cmpxchg|xadd|bitTest|group3|popEv|shiftE|loopOp|adjustSp|writeMem|pop32|push32)\(/;
+/** Helpers that read guest registers through cpu.regs (an effective address, the stack pointer). */
+const READS_REGS = /\b(readRm|readMem|peek32)\(/;
+
+/**
+ * Generated code with the guest registers in locals r0..r7: `regs[N]` becomes `rN`, a byte
+ * register `r8[B]` (AL..BH at byte offsets 0, 4, 8, 12 and 1, 5, 9, 13) a shift and mask of its
+ * dword, and `r16[2N]` the low word of rN.
+ */
+function registersInLocals(code: string): string {
+  return code
+    .replace(/\bregs\[(\d)\]/g, "r$1")
+    .replace(/\br8\[(\d+)\] = ([^;]*);/g, (_all, b: string, expr: string) => {
+      const x = Number(b) >> 2, sh = (Number(b) & 3) * 8;
+      return sh === 0
+        ? `r${x} = (r${x} & -256) | ((${expr}) & 0xFF);`
+        : `r${x} = (r${x} & -65281) | (((${expr}) & 0xFF) << 8);`;
+    })
+    .replace(/\br8\[(\d+)\]/g, (_all, b: string) => {
+      const x = Number(b) >> 2, sh = (Number(b) & 3) * 8;
+      return sh === 0 ? `(r${x} & 0xFF)` : `((r${x} >> 8) & 0xFF)`;
+    })
+    .replace(/\br16\[(\d+)\]/g, (_all, w: string) => `(r${Number(w) >> 1} & 0xFFFF)`);
 }
 
 /**
