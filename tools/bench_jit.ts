@@ -49,6 +49,8 @@ interface Result {
   md5: Part;
   loop: Part;
   stats: string;
+  /** Resident memory of the process at the end of the loop (MiB). */
+  rssMiB: number;
 }
 
 /** Runs `cmd` with the workload and records when each marker appears. */
@@ -56,7 +58,7 @@ async function runGuest(cmd: string, args: string[], deterministic: boolean): Pr
   const t0 = performance.now();
   const child = new Deno.Command(cmd, { args, stdin: "null", stdout: "piped", stderr: "piped" }).spawn();
   const seen = new Map<string, { wall: number; cpu: number; uptime: number }>();
-  let bootS = NaN;
+  let bootS = NaN, rssMiB = NaN;
   let out = "", err = "";
   const decoder = new TextDecoder();
   const readOut = (async () => {
@@ -66,6 +68,7 @@ async function runGuest(cmd: string, args: string[], deterministic: boolean): Pr
       for (const m of out.matchAll(/M(\d) ([\d.]+)/g)) {
         if (!seen.has(m[1])) {
           seen.set(m[1], { wall: performance.now(), cpu: cpuSeconds(child.pid), uptime: Number(m[2]) });
+          if (m[1] === "2") rssMiB = residentMiB(child.pid);
         }
       }
     }
@@ -85,7 +88,7 @@ async function runGuest(cmd: string, args: string[], deterministic: boolean): Pr
     };
   };
   const stats = err.match(/translator .*/)?.[0] ?? "";
-  return { bootS, md5: part("0", "1"), loop: part("1", "2"), stats };
+  return { bootS, md5: part("0", "1"), loop: part("1", "2"), stats, rssMiB };
 }
 
 function lguest(extra: string[]): Promise<Result> {
@@ -117,6 +120,16 @@ function cpuSeconds(pid: number): number {
 
 function mips(p: Part): string {
   return Number.isNaN(p.guestInstructions) ? "-" : (p.guestInstructions / p.wallS / 1e6).toFixed(0);
+}
+
+/** Resident set size of process `pid` in MiB (VmRSS of /proc/PID/status). */
+function residentMiB(pid: number): number {
+  try {
+    const m = Deno.readTextFileSync(`/proc/${pid}/status`).match(/VmRSS:\s+(\d+) kB/);
+    return m === null ? NaN : Number(m[1]) / 1024;
+  } catch {
+    return NaN;
+  }
 }
 
 /** MIPS per host CPU second (what the part would run at with a core to itself). */
@@ -185,6 +198,11 @@ for (let i = 0; i < runs; i++) {
   console.log(line("translator", jit));
   console.log(`  ${jit.stats}`);
   console.log(line("interpreter", interp));
+  console.log(
+    `  resident memory at the end of the loop: translator ${jit.rssMiB.toFixed(0)} MiB, interpreter ${
+      interp.rssMiB.toFixed(0)
+    } MiB (translated code and its V8 tiers: the difference)`,
+  );
   console.log(
     `  ratio (interpreter time / translator time): boot ${(interp.bootS / jit.bootS).toFixed(2)}x, md5 ${
       (interp.md5.wallS / jit.md5.wallS).toFixed(2)

@@ -354,7 +354,9 @@ export class Translator {
     return `translator ${this.enabled ? "on" : "off"}: ${s.units} units (${
       (s.sourceBytes / 1024).toFixed(0)
     } KiB ` +
-      `of source) in ${s.compileMs.toFixed(0)} ms, ${s.refused} entries refused, ${s.flushes} flushes, ` +
+      `of source) in ${s.compileMs.toFixed(0)} ms (${
+        s.units > 0 ? (s.compileMs / s.units).toFixed(2) : "0"
+      } ms each), ${s.refused} entries refused, ${s.flushes} flushes, ` +
       `${s.codeInvalidations} code-page invalidations; ${share}% of ${total} instructions ran translated ` +
       `(${s.compiledInstructions} in ${s.entries} entries, ${s.chained} chained)`;
   }
