@@ -136,7 +136,10 @@ export class Translator {
   tick = SAMPLE_EVERY;
   /** Bumped by every invalidation of a code page (a running unit that sees it change stops). */
   epoch = 0;
-  /** Retired count at a fault inside a unit (the interpreter's catch takes it), else -1. */
+  /**
+   * Retired count before the instruction a unit is at when it calls something that can fault (the
+   * interpreter's catch takes it on a fault), else -1: reset when units return.
+   */
   faultN = -1;
   /** Set by a unit as it leaves: the id of the unit at its exit's EIP, to chain to (0: none). */
   next = 0;
@@ -190,6 +193,7 @@ export class Translator {
       m = m2;
     }
     this.next = 0;
+    this.faultN = -1; // set by every unit before anything that can fault; nothing did
     if (m > n) this.stats.compiledInstructions += m - n;
     return m;
   }
@@ -538,9 +542,8 @@ function emitUnit(cpu: Cpu, slots: number[], eips: number[], offset: number): st
     "return function unit(n, stopAt) {",
     `if (n + ${count} > stopAt || !cpu.ss32) return -1;`,
     "const tlbR = cpu.tlbR, tlbW = cpu.tlbW, ep = J.epoch;",
-    "let a = 0, e = 0, v = 0, r = 0, t = 0, o = 0, fa = 0, fb = 0, fr = 0, k = 0, lv = 1;",
+    "let a = 0, e = 0, v = 0, r = 0, t = 0, o = 0, fa = 0, fb = 0, fr = 0;",
     "let r0 = regs[0], r1 = regs[1], r2 = regs[2], r3 = regs[3], r4 = regs[4], r5 = regs[5], r6 = regs[6], r7 = regs[7];",
-    "try {",
     "for (;;) {",
     `n += ${count};`,
   );
@@ -557,7 +560,6 @@ function emitUnit(cpu: Cpu, slots: number[], eips: number[], offset: number): st
     const g = (m >> 3) & 7, rm = m & 7;
     const mem = m < 0xC0;
     const addr = () => eaExpr(cpu, slot);
-    out.push(`k = ${i};`);
     let producer = "";
     // A store that reaches a code page ends the unit after this instruction (checked below).
     let stores = false;
@@ -821,12 +823,17 @@ function emitUnit(cpu: Cpu, slots: number[], eips: number[], offset: number): st
     } else {
       throw new Error(`translator: no code for dispatch id 0x${id.toString(16)}`);
     }
-    body = registersInLocals(body);
+    // What can fault first records where: EIP, the retired count before this instruction, and the
+    // registers (a unit has no try/catch: V8 would keep every local in memory around one).
+    body = registersInLocals(body).replace(
+      CAN_FAULT,
+      `$1((st[0] = ${eips[i]}, J.faultN = n - ${count - i}, @FLUSHC@ cpu)`,
+    );
     if (WRITES_REGS.test(body)) {
       if (body.includes("return")) {
         throw new Error(`translator: an exit inside a register helper's body: ${body}`);
       }
-      body = `@FLUSH@ lv = 0; ${body} @RELOAD@ lv = 1;`;
+      body = `@FLUSH@ ${body} @RELOAD@`;
     } else if (READS_REGS.test(body)) {
       body = `@FLUSH@ ${body}`;
     }
@@ -835,13 +842,7 @@ function emitUnit(cpu: Cpu, slots: number[], eips: number[], offset: number): st
     flagsIn = producer;
     if (last && kind !== ENDS_UNIT && !(kind === JUMPS)) out.push(exitTo(next));
   }
-  out.push(
-    "}",
-    "} catch (x) {",
-    `if (lv === 1) { @FLUSH@ } J.faultN = n - ${count} + k; st[0] = E[k]; throw x;`,
-    "}",
-    "};",
-  );
+  out.push("}", "};");
   // The registers the unit's own code assigns go back to cpu.regs before every exit and every
   // helper that reads them; after a helper that may write them, all are reloaded.
   const source = out.join("\n");
@@ -849,13 +850,17 @@ function emitUnit(cpu: Cpu, slots: number[], eips: number[], offset: number): st
   for (const w of source.matchAll(/\br([0-7]) = (?!=)/g)) written.add(Number(w[1]));
   const flush = [...written].map((x) => `regs[${x}] = r${x};`).join(" ");
   const reload = [0, 1, 2, 3, 4, 5, 6, 7].map((x) => `r${x} = regs[${x}];`).join(" ");
-  return source.replaceAll("@FLUSH@", flush).replaceAll("@RELOAD@", reload)
+  const flushComma = [...written].map((x) => `regs[${x}] = r${x}, `).join("");
+  return source.replaceAll("@FLUSH@", flush).replaceAll("@FLUSHC@", flushComma).replaceAll("@RELOAD@", reload)
     .replaceAll("return n", `${flush} return n`);
 }
 
 /** Helpers that may write guest registers through cpu.regs (string ops, XCHG, group 3, ...). */
 const WRITES_REGS =
   /\b(aluEG|aluEI|incDecE|writeRm|movs|stos|lods|cmps|scas|xchg|cmpxchg|xadd|bitTest|group3|popEv|shiftE|loopOp|adjustSp|writeMem|pop32|push32)\(/;
+/** Calls that can fault (their first argument is `cpu`). */
+const CAN_FAULT =
+  /\b(read8|read16|read32|write8|write16|write32|probeWrite|readMem|readRm|writeMem|writeRm|peek32|pop32|push32|movs|stos|lods|cmps|scas|bitTest|cmpxchg|group3|aluEG|aluEI|incDecE|loopOp|popEv|shiftE|xadd|xchg|checkSegmentAccess|fault)\(cpu\b/g;
 /** Helpers that read guest registers through cpu.regs (an effective address, the stack pointer). */
 const READS_REGS = /\b(readRm|readMem|peek32)\(/;
 
