@@ -730,7 +730,12 @@ function emitUnit(cpu: Cpu, slots: number[], eips: number[], offset: number): st
     } else if (id >= 0xC0 && id <= 0xD3 && id !== 0xC2 && id !== 0xC3 && id !== 0xC9) {
       const size = (id & 1) === 0 ? 0 : 2;
       const countExpr = id <= 0xC1 ? `${imm}` : id <= 0xD1 ? "1" : "r8[4]";
-      body = !mem && size === 2
+      const inline = !mem && size === 2 && id <= 0xD1
+        ? shiftInline32(g, `regs[${rm}]`, id <= 0xC1 ? imm & 31 : 1)
+        : "";
+      body = inline !== ""
+        ? inline
+        : !mem && size === 2
         ? `regs[${rm}] = shift(cc, ${g}, regs[${rm}], ${countExpr}, 2);`
         : `shiftE(cpu, ${slot}, ${size}, ${countExpr});`;
       stores = mem;
@@ -753,6 +758,15 @@ function emitUnit(cpu: Cpu, slots: number[], eips: number[], offset: number): st
     } else if (id === 0xF6 && g === 0) {
       body = (mem ? read8Into("v", addr()) : "") + aluInline8(4, mem ? "v" : `r8[${R8[rm]}]`, `${imm}`);
       producer = "logic";
+    } else if (id === 0xF7 && g === 0) {
+      body = (mem ? read32Into("v", addr()) : "") +
+        `fr = ${mem ? "v" : `regs[${rm}]`} & ${imm}; cc[0] = 18; cc[1] = fr;`;
+      producer = "logic";
+    } else if (id === 0xF7 && g === 2 && !mem) {
+      body = `regs[${rm}] = ~regs[${rm}];`;
+    } else if (id === 0xF7 && g === 3 && !mem) {
+      body = aluInline32(5, "0", `regs[${rm}]`) + `regs[${rm}] = fr;`;
+      producer = "sub";
     } else if (id === 0xF6 || id === 0xF7) {
       body = `group3(cpu, ${slot}, ${id === 0xF6 ? 0 : 2});`;
       stores = mem;
@@ -967,6 +981,31 @@ function aluInline32(op: number, a1: string, b1: string): string {
     default:
       return `fr = alu(cc, ${op}, ${a1}, ${b1}, 2);`;
   }
+}
+
+/**
+ * A 32-bit shift or rotate of register expression `x` by the constant `count` (1-31), as alu.ts's
+ * shift() does it: SHL/SHR/SAR leave their lazy record, ROL/ROR set CF and OF on the
+ * materialized flags. "" for RCL/RCR (left to shift()); nothing at all for a count of 0.
+ */
+function shiftInline32(op: number, x: string, count: number): string {
+  if (count === 0) return " ";
+  switch (op) {
+    case 0:
+      return `${x} = (${x} << ${count}) | (${x} >>> ${32 - count}); t = materialize(cc); v = ${x} & 1; ` +
+        `cc[4] = (t & ~0x801) | v | ((v ^ (${x} >>> 31)) << 11); cc[0] = 44;`;
+    case 1:
+      return `${x} = (${x} >>> ${count}) | (${x} << ${32 - count}); t = materialize(cc); v = ${x} >>> 31; ` +
+        `cc[4] = (t & ~0x801) | v | ((v ^ ((${x} >>> 30) & 1)) << 11); cc[0] = 44;`;
+    case 4:
+    case 6:
+      return `fa = ${x}; ${x} = fa << ${count}; cc[0] = 30; cc[1] = ${x}; cc[2] = fa; cc[3] = ${count};`;
+    case 5:
+      return `fa = ${x}; ${x} = (fa >>> ${count}) | 0; cc[0] = 34; cc[1] = ${x}; cc[2] = fa; cc[3] = ${count};`;
+    case 7:
+      return `fa = ${x}; ${x} = fa >> ${count}; cc[0] = 38; cc[1] = ${x}; cc[2] = fa; cc[3] = ${count};`;
+  }
+  return "";
 }
 
 /** Which 8-bit ALU operations are inline (by ALU op number), named by the producer they leave. */
