@@ -21,23 +21,11 @@
 import type { Cpu } from "../cpu.ts";
 import { EA_ADDR16, EA_NONE } from "../decode_cache.ts";
 import { decode } from "../decoder.ts";
-import { FAULT, fault } from "../fault.ts";
+import { FAULT } from "../fault.ts";
 import { materialize, testCondition } from "../lazy_flags.ts";
-import { probeWrite, read16, read32, read8, write16, write32, write8 } from "../mmu.ts";
-import {
-  alu,
-  bitScan,
-  dec,
-  inc,
-  logic,
-  mulFlags,
-  mulHighS32,
-  setCF,
-  shift,
-  shiftDouble,
-} from "../ops/alu.ts";
-import { readMem, readRm, REG8, writeMem, writeRm } from "../ops/operands.ts";
-import { adjustSp, peek32, pop32, push32 } from "../ops/stack.ts";
+import { probeWrite, read16, read32, read8, write32, write8 } from "../mmu.ts";
+import { alu, bitScan, dec, inc, mulFlags, mulHighS32, setCF, shift, shiftDouble } from "../ops/alu.ts";
+import { readRm, REG8, writeRm } from "../ops/operands.ts";
 import { cmps, lods, movs, scas, stos } from "../ops/string.ts";
 import { checkSegmentAccess } from "../segments.ts";
 import { bitTest, cmpxchg, group3 } from "../ops/system_ops.ts";
@@ -68,11 +56,9 @@ const HELPERS = {
   read16,
   read32,
   write8,
-  write16,
   write32,
   probeWrite,
   alu,
-  logic,
   materialize,
   bitScan,
   dec,
@@ -83,14 +69,8 @@ const HELPERS = {
   shift,
   shiftDouble,
   testCondition,
-  readMem,
   readRm,
-  writeMem,
   writeRm,
-  adjustSp,
-  peek32,
-  pop32,
-  push32,
   movs,
   stos,
   lods,
@@ -107,7 +87,6 @@ const HELPERS = {
   shiftE,
   xadd,
   xchg,
-  fault,
   checkSegmentAccess,
 };
 const HELPER_NAMES = Object.keys(HELPERS);
@@ -200,16 +179,21 @@ export class Translator {
 
   /** The unit whose entry is at `eip` when its code page is in the fetch TLB, else 0. */
   unitAt(eip: number): number {
-    const cpu = this.#cpu;
-    const lin = (cpu.segBase[1] + eip) | 0;
-    const e = cpu.tlbX[lin >>> 12];
-    if (e === -1) return 0;
-    const phys = e ^ lin;
-    if (phys < 0 || phys >= cpu.ramSize) return 0;
-    const map = cpu.decoded.maps32[phys >>> 12];
+    const phys = this.#codePhys(eip);
+    const map = phys < 0 ? null : this.#cpu.decoded.maps32[phys >>> 12];
     if (map === null) return 0;
     const entry = map[phys & 0xFFF];
     return entry < 0 ? -entry : 0;
+  }
+
+  /** The RAM address of the code at `eip` when its page is in the fetch TLB, else -1 (no page walk). */
+  #codePhys(eip: number): number {
+    const cpu = this.#cpu;
+    const lin = (cpu.segBase[1] + eip) | 0;
+    const e = cpu.tlbX[lin >>> 12];
+    if (e === -1) return -1;
+    const phys = e ^ lin;
+    return phys >= 0 && phys < cpu.ramSize ? phys : -1;
   }
 
   /** A code page was written: units on it are already unreachable (its decode map was zeroed). */
@@ -223,11 +207,8 @@ export class Translator {
     this.tick = SAMPLE_EVERY;
     const cpu = this.#cpu;
     if (!this.enabled || !cpu.code32 || !cpu.ss32) return;
-    const lin = (cpu.segBase[1] + eip) | 0;
-    const e = cpu.tlbX[lin >>> 12];
-    if (e === -1) return;
-    const phys = e ^ lin;
-    const map = phys >= 0 && phys < cpu.ramSize ? cpu.decoded.maps32[phys >>> 12] : null;
+    const phys = this.#codePhys(eip);
+    const map = phys < 0 ? null : cpu.decoded.maps32[phys >>> 12];
     if (map === null || map[phys & 0xFFF] <= 1) return; // not decoded yet, scratch, or already a unit
     // Heat lives in a small hashed table (collisions only merge hints): a Map that was cleared when
     // full forgot the progress of every entry, and hot code stayed interpreted.
@@ -311,6 +292,8 @@ export class Translator {
     const id = this.units.length;
     let fn: UnitFn;
     try {
+      // E, the unit's EIPs, is not read by the generated code: tools/bench_wasm_vs_js.ts rebuilds
+      // hot units from their factory's arguments.
       fn = new Function("cpu", "J", "E", "M", ...HELPER_NAMES, source)(
         cpu,
         this,
@@ -536,7 +519,7 @@ function emitUnit(cpu: Cpu, slots: number[], eips: number[], offset: number): st
   };
   const out: string[] = [];
   out.push(
-    "const regs = cpu.regs, r16 = cpu.r16, r8 = cpu.r8, cc = cpu.cc, st = cpu.st, segBase = cpu.segBase;",
+    "const regs = cpu.regs, cc = cpu.cc, st = cpu.st, segBase = cpu.segBase;",
     "const segCheck = cpu.segCheck;",
     "const ram8 = cpu.ram8, ram32 = cpu.ram32;",
     "return function unit(n, stopAt) {",
@@ -730,11 +713,8 @@ function emitUnit(cpu: Cpu, slots: number[], eips: number[], offset: number): st
     } else if (id >= 0xC0 && id <= 0xD3 && id !== 0xC2 && id !== 0xC3 && id !== 0xC9) {
       const size = (id & 1) === 0 ? 0 : 2;
       const countExpr = id <= 0xC1 ? `${imm}` : id <= 0xD1 ? "1" : "r8[4]";
-      const inline = !mem && size === 2 && id <= 0xD1
+      body = !mem && size === 2 && id <= 0xD1 && g !== 2 && g !== 3 // RCL/RCR: shift()
         ? shiftInline32(g, `regs[${rm}]`, id <= 0xC1 ? imm & 31 : 1)
-        : "";
-      body = inline !== ""
-        ? inline
         : !mem && size === 2
         ? `regs[${rm}] = shift(cc, ${g}, regs[${rm}], ${countExpr}, 2);`
         : `shiftE(cpu, ${slot}, ${size}, ${countExpr});`;
@@ -871,12 +851,12 @@ function emitUnit(cpu: Cpu, slots: number[], eips: number[], offset: number): st
 
 /** Helpers that may write guest registers through cpu.regs (string ops, XCHG, group 3, ...). */
 const WRITES_REGS =
-  /\b(aluEG|aluEI|incDecE|writeRm|movs|stos|lods|cmps|scas|xchg|cmpxchg|xadd|bitTest|group3|popEv|shiftE|loopOp|adjustSp|writeMem|pop32|push32)\(/;
+  /\b(aluEG|aluEI|incDecE|writeRm|movs|stos|lods|cmps|scas|xchg|cmpxchg|xadd|bitTest|group3|popEv|shiftE|loopOp)\(/;
 /** Calls that can fault (their first argument is `cpu`). */
 const CAN_FAULT =
-  /\b(read8|read16|read32|write8|write16|write32|probeWrite|readMem|readRm|writeMem|writeRm|peek32|pop32|push32|movs|stos|lods|cmps|scas|bitTest|cmpxchg|group3|aluEG|aluEI|incDecE|loopOp|popEv|shiftE|xadd|xchg|checkSegmentAccess|fault)\(cpu\b/g;
-/** Helpers that read guest registers through cpu.regs (an effective address, the stack pointer). */
-const READS_REGS = /\b(readRm|readMem|peek32)\(/;
+  /\b(read8|read16|read32|write8|write32|probeWrite|readRm|writeRm|movs|stos|lods|cmps|scas|bitTest|cmpxchg|group3|aluEG|aluEI|incDecE|loopOp|popEv|shiftE|xadd|xchg|checkSegmentAccess)\(cpu\b/g;
+/** Helpers that read guest registers through cpu.regs (an effective address). */
+const READS_REGS = /\breadRm\(/;
 
 /**
  * Generated code with the guest registers in locals r0..r7: `regs[N]` becomes `rN`, a byte
@@ -984,12 +964,12 @@ function aluInline32(op: number, a1: string, b1: string): string {
 }
 
 /**
- * A 32-bit shift or rotate of register expression `x` by the constant `count` (1-31), as alu.ts's
- * shift() does it: SHL/SHR/SAR leave their lazy record, ROL/ROR set CF and OF on the
- * materialized flags. "" for RCL/RCR (left to shift()); nothing at all for a count of 0.
+ * A 32-bit ROL, ROR, SHL, SHR or SAR (`op`, ModRM.reg) of register expression `x` by the constant
+ * `count` (0-31), as alu.ts's shift() does it: SHL/SHR/SAR leave their lazy record, ROL/ROR set CF
+ * and OF on the materialized flags; a count of 0 changes nothing.
  */
 function shiftInline32(op: number, x: string, count: number): string {
-  if (count === 0) return " ";
+  if (count === 0) return "";
   switch (op) {
     case 0:
       return `${x} = (${x} << ${count}) | (${x} >>> ${32 - count}); t = materialize(cc); v = ${x} & 1; ` +
@@ -1005,7 +985,7 @@ function shiftInline32(op: number, x: string, count: number): string {
     case 7:
       return `fa = ${x}; ${x} = fa >> ${count}; cc[0] = 38; cc[1] = ${x}; cc[2] = fa; cc[3] = ${count};`;
   }
-  return "";
+  throw new Error(`translator: no inline form for shift op ${op}`);
 }
 
 /** Which 8-bit ALU operations are inline (by ALU op number), named by the producer they leave. */
