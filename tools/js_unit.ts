@@ -14,7 +14,7 @@ import { getCF, materialize, testCondition } from "../lib/x86/lazy_flags.ts";
 import { read32, read8, write32, write8 } from "../lib/x86/mmu.ts";
 import { checkSegmentAccess } from "../lib/x86/segments.ts";
 import type { Translator } from "../lib/x86/jit/translator.ts";
-import { type UnitSlots, WasmUnsupported } from "./wasm_unit.ts";
+import { slotFields, type UnitSlots, WasmUnsupported } from "./wasm_unit.ts";
 
 export type UnitFn = (n: number, stopAt: number) => number;
 
@@ -38,15 +38,20 @@ export function jsUnitSource(u: UnitSlots): string {
     "for (;;) {",
     `n += ${count};`,
   ];
-  const address = (i: number): string => {
+  /** The slot's memory operand's offset (base + index << scale + displacement) as an expression. */
+  const offset = (i: number): string => {
     const e = u.ea[i];
-    const b = e & 15, x = (e >> 4) & 15, s = (e >> 8) & 3, seg = (e >> 12) & 7;
+    const b = e & 15, x = (e >> 4) & 15, s = (e >> 8) & 3;
     if ((e & (1 << 15)) !== 0) throw new WasmUnsupported("16-bit addressing");
     const parts: string[] = [];
     if (b !== 8) parts.push(R(b));
     if (x !== 8) parts.push(s === 0 ? R(x) : `(${R(x)} << ${s})`);
     if (u.disp[i] !== 0 || parts.length === 0) parts.push(`${u.disp[i]}`);
-    return `o = (${parts.join(" + ")}) | 0; if (segCheck[${seg}] !== 0 || (o >>> 0) > 0xFFFFFFF8) ` +
+    return `(${parts.join(" + ")}) | 0`;
+  };
+  const address = (i: number): string => {
+    const seg = (u.ea[i] >> 12) & 7;
+    return `o = ${offset(i)}; if (segCheck[${seg}] !== 0 || (o >>> 0) > 0xFFFFFFF8) ` +
       `checkSegmentAccess(cpu, ${seg}, o, ${u.macc[i]}); a = (o + segBase[${seg}]) | 0;`;
   };
   const read32Into = (dst: string) =>
@@ -133,10 +138,7 @@ export function jsUnitSource(u: UnitSlots): string {
   const stackCheck = (sp: string) => `if (segCheck[2] !== 0) checkSegmentAccess(cpu, 2, ${sp}, 4);`;
   let flagsIn = "";
   for (let i = 0; i < count; i++) {
-    const id = u.op[i], m = u.modrm[i], imm = u.imm[i];
-    const next = (u.eips[i] + u.len[i]) | 0;
-    const g = (m >> 3) & 7, rm = m & 7, mem = m < 0xC0;
-    const what = `instruction ${i} at ${(u.eips[i] >>> 0).toString(16)} (dispatch id 0x${id.toString(16)})`;
+    const { id, imm, next, g, rm, mem, what } = slotFields(u, i);
     let producer = "";
     let stores = false;
     let body = "";
@@ -182,13 +184,7 @@ export function jsUnitSource(u: UnitSlots): string {
         : `${R(g)} = ${rm >= 4 ? `(${R(rm & 3)} >>> 8) & 0xFF` : `${R(rm)} & 0xFF`};`;
     } else if (id === 0x8D) {
       if (!mem) throw new WasmUnsupported(`${what}: LEA with a register operand`);
-      const e = u.ea[i];
-      const b = e & 15, x = (e >> 4) & 15, s = (e >> 8) & 3;
-      const parts: string[] = [];
-      if (b !== 8) parts.push(R(b));
-      if (x !== 8) parts.push(s === 0 ? R(x) : `(${R(x)} << ${s})`);
-      if (u.disp[i] !== 0 || parts.length === 0) parts.push(`${u.disp[i]}`);
-      body = `${R(g)} = (${parts.join(" + ")}) | 0;`;
+      body = `${R(g)} = ${offset(i)};`;
     } else if (id === 0xC1 && !mem && g !== 2 && g !== 3) {
       const c = imm & 31, r = R(rm);
       if (c !== 0) {

@@ -49,6 +49,20 @@ export interface UnitSlots {
   eips: number[];
 }
 
+/** What both emitters (this one and js_unit.ts) read of instruction `i` of a unit. */
+export function slotFields(u: UnitSlots, i: number) {
+  const id = u.op[i], m = u.modrm[i];
+  return {
+    id,
+    imm: u.imm[i],
+    next: (u.eips[i] + u.len[i]) | 0,
+    g: (m >> 3) & 7,
+    rm: m & 7,
+    mem: m < 0xC0,
+    what: `instruction ${i} at ${(u.eips[i] >>> 0).toString(16)} (dispatch id 0x${id.toString(16)})`,
+  };
+}
+
 // ---- Byte emission ----
 
 function uleb(out: number[], v: number): void {
@@ -109,49 +123,37 @@ class Body {
     return this;
   }
   get(l: number): this {
-    this.b.push(0x20);
-    uleb(this.b, l);
-    return this;
+    return this.#coded([0x20], l);
   }
   set(l: number): this {
-    this.b.push(0x21);
-    uleb(this.b, l);
-    return this;
+    return this.#coded([0x21], l);
   }
   tee(l: number): this {
-    this.b.push(0x22);
-    uleb(this.b, l);
-    return this;
+    return this.#coded([0x22], l);
   }
   load(offset: number, align = 2): this {
-    this.b.push(0x28, align);
-    uleb(this.b, offset);
-    return this;
+    return this.#coded([0x28, align], offset);
   }
   load8u(offset: number): this {
-    this.b.push(0x2D, 0);
-    uleb(this.b, offset);
-    return this;
+    return this.#coded([0x2D, 0], offset);
   }
   store(offset: number, align = 2): this {
-    this.b.push(0x36, align);
-    uleb(this.b, offset);
-    return this;
+    return this.#coded([0x36, align], offset);
   }
   store8(offset: number): this {
-    this.b.push(0x3A, 0);
-    uleb(this.b, offset);
+    return this.#coded([0x3A, 0], offset);
+  }
+  /** Opcode bytes, then an unsigned LEB128 immediate (a local, function, depth or offset). */
+  #coded(bytes: number[], v: number): this {
+    for (const x of bytes) this.b.push(x);
+    uleb(this.b, v);
     return this;
   }
   call(f: number): this {
-    this.b.push(0x10);
-    uleb(this.b, f);
-    return this;
+    return this.#coded([0x10], f);
   }
   br(depth: number): this {
-    this.b.push(0x0C);
-    uleb(this.b, depth);
-    return this;
+    return this.#coded([0x0C], depth);
   }
   /** Stores the value computed by `value` at the constant address `addr`. */
   storeAt(addr: number, value: () => void): this {
@@ -355,10 +357,10 @@ function unitBody(u: UnitSlots): number[] {
     exit(next);
     c.op(END);
   };
-  /** Leaves the linear address of the slot's memory operand in L_A. */
-  const address = (i: number) => {
+  /** Pushes the offset of the slot's memory operand (base + index << scale + displacement). */
+  const offset = (i: number) => {
     const e = u.ea[i];
-    const b = e & 15, x = (e >> 4) & 15, s = (e >> 8) & 3, seg = (e >> 12) & 7;
+    const b = e & 15, x = (e >> 4) & 15, s = (e >> 8) & 3;
     if ((e & (1 << 15)) !== 0) throw new WasmUnsupported("16-bit addressing");
     let parts = 0;
     if (b !== 8) {
@@ -374,6 +376,11 @@ function unitBody(u: UnitSlots): number[] {
       c.const(u.disp[i]);
       if (parts++ > 0) c.op(ADD);
     }
+  };
+  /** Leaves the linear address of the slot's memory operand in L_A. */
+  const address = (i: number) => {
+    const seg = (u.ea[i] >> 12) & 7;
+    offset(i);
     c.set(L_O);
     // segCheck[seg] !== 0 || o >u 0xFFFFFFF8: the check (not modelled: the import refuses)
     c.const(0).load(M_SEGCHECK + 4 * seg).get(L_O).const(0xFFFFFFF8 | 0).op(GT_U, OR);
@@ -509,10 +516,7 @@ function unitBody(u: UnitSlots): number[] {
   };
 
   for (let i = 0; i < count; i++) {
-    const id = u.op[i], m = u.modrm[i], imm = u.imm[i];
-    const next = (u.eips[i] + u.len[i]) | 0;
-    const g = (m >> 3) & 7, rm = m & 7, mem = m < 0xC0;
-    const what = `instruction ${i} at ${(u.eips[i] >>> 0).toString(16)} (dispatch id 0x${id.toString(16)})`;
+    const { id, imm, next, g, rm, mem, what } = slotFields(u, i);
     let producer = "";
     let stores = false;
     if (id < 0x40 && (id & 7) < 6 && (id & 7) % 2 === 1) {
@@ -576,22 +580,7 @@ function unitBody(u: UnitSlots): number[] {
       c.set(R(g));
     } else if (id === 0x8D) {
       if (!mem) throw new WasmUnsupported(`${what}: LEA with a register operand`);
-      const e = u.ea[i];
-      const b = e & 15, x = (e >> 4) & 15, s = (e >> 8) & 3;
-      let parts = 0;
-      if (b !== 8) {
-        c.get(R(b));
-        parts++;
-      }
-      if (x !== 8) {
-        c.get(R(x));
-        if (s !== 0) c.const(s).op(SHL);
-        if (parts++ > 0) c.op(ADD);
-      }
-      if (u.disp[i] !== 0 || parts === 0) {
-        c.const(u.disp[i]);
-        if (parts++ > 0) c.op(ADD);
-      }
+      offset(i);
       c.set(R(g));
     } else if (id === 0xC1 && !mem && g !== 2 && g !== 3) {
       // shift(cc, g, reg, imm, 2) of ops/alu.ts
